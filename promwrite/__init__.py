@@ -1,0 +1,74 @@
+"""promwrite: push metrics to any Prometheus remote-write endpoint.
+
+    import promwrite
+    client = promwrite.Client("http://localhost:9090/api/v1/write")
+    client.write(promwrite.WriteRequest(timeseries=[
+        promwrite.TimeSeries({"__name__": "my_metric", "job": "demo"}, sample=promwrite.Sample(42.0)),
+    ]))
+
+`promwrite.backend` says which encoder runs: "native" (C) or "python".
+"""
+
+from . import _backend
+from ._version import __version__
+from .auth import BasicAuth, BearerAuth
+from .client import Client, WriteResponse
+from .codec import decode, encode
+from .errors import (
+    ConnectError,
+    DecodeError,
+    PromwriteError,
+    SeriesError,
+    SnappyError,
+    TimeoutError,
+    WriteError,
+)
+from .model import (
+    STALE_NAN,
+    BucketSpan,
+    Exemplar,
+    Histogram,
+    Label,
+    LabelSet,
+    MetricMetadata,
+    MetricType,
+    ResetHint,
+    Sample,
+    TimeSeries,
+    WriteRequest,
+    is_stale_nan,
+)
+
+#: "native" when the C accelerator is in use, "python" otherwise.
+backend: str = _backend.name
+
+__all__ = [
+    "STALE_NAN",
+    "BasicAuth",
+    "BearerAuth",
+    "BucketSpan",
+    "Client",
+    "ConnectError",
+    "DecodeError",
+    "Exemplar",
+    "Histogram",
+    "Label",
+    "LabelSet",
+    "MetricMetadata",
+    "MetricType",
+    "PromwriteError",
+    "ResetHint",
+    "Sample",
+    "SeriesError",
+    "SnappyError",
+    "TimeSeries",
+    "TimeoutError",
+    "WriteError",
+    "WriteRequest",
+    "WriteResponse",
+    "__version__",
+    "backend",
+    "decode",
+    "encode",
+    "is_stale_nan",
+]

@@ -1,0 +1,117 @@
+"""Backend choice: the C accelerator or pure Python, chosen once at import.
+
+A backend is a set of *kernels*: the few bulk operations that dominate the cost
+of a write (label encoding, request framing, snappy). `codec` and `snappy` hold
+the logic around them and call whichever set was chosen here. Both sets produce
+byte-identical output; the tests run every codec test against each.
+
+`PROMWRITE_BACKEND` picks: unset or ``auto`` (native when built, else python),
+``python`` (force the fallback), ``native`` (a missing accelerator is an
+ImportError, for deployments that must not silently run slow).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Protocol, Sequence, Tuple
+
+__all__ = ["Kernels", "available", "kernels", "name"]
+
+
+class Kernels(Protocol):
+    """What a backend provides. Every function is bulk: one call per request.
+
+    encode_label_sets(strings, counts) -> list of bytes
+        `strings` is the flat list [name0, value0, name1, value1, ...] of all
+        label sets in a request, `counts[i]` the number of labels of set i.
+        Returns, per set, the encoded ``repeated Label labels = 1`` fields of a
+        prometheus.TimeSeries (each label ``0x0a len <name field><value field>``,
+        a field left out when its string is empty, as protobuf does), with the
+        labels sorted by name (by code point, which is UTF-8 byte order).
+        Raises errors.SeriesError(i, problem) for the first set i that is invalid: a name or value
+        not a str or not encodable as UTF-8, an empty name, a name not matching
+        ``[a-zA-Z_][a-zA-Z0-9_]*``, a duplicate name, an empty value, no
+        ``__name__``, a ``__name__`` value not matching
+        ``[a-zA-Z_:][a-zA-Z0-9_:]*``. (A native backend may re-run the
+        Python kernel to word the error, so both say the same.)
+
+    encode_request(labels, counts, values, timestamps, extras, metadata,
+                   compress) -> bytes
+        The serialized prometheus.WriteRequest of len(labels) series. Series i
+        has the label fields labels[i] (from encode_label_sets), counts[i]
+        samples taken in order from the packed arrays `values` (array 'd') and
+        `timestamps` (array 'q'), then extras[i] appended verbatim (already
+        encoded exemplar and histogram fields, b"" when none). `metadata` is
+        appended verbatim after all series (encoded WriteRequest field 3
+        entries). Raises errors.SeriesError(i, problem) when the timestamps of
+        series i are not strictly increasing. With `compress` true the result is
+        snappy-compressed (block format) as `compress` below would do it.
+
+    compress(data) -> bytes, decompress(data, max_length) -> bytes
+        Snappy block format. decompress raises errors.SnappyError (a
+        ValueError) on corrupt or truncated input, and when the declared length
+        exceeds max_length, before allocating.
+    """
+
+    name: str
+
+    def encode_label_sets(self, strings: List[str], counts: Sequence[int]) -> List[bytes]: ...
+
+    def encode_request(
+        self,
+        labels: Sequence[bytes],
+        counts: Sequence[int],
+        values: Sequence[float],
+        timestamps: Sequence[int],
+        extras: Sequence[bytes],
+        metadata: bytes,
+        compress: bool,
+    ) -> bytes: ...
+
+    def compress(self, data: bytes) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int) -> bytes: ...
+
+
+def _load_native() -> Tuple[Optional[Kernels], Optional[BaseException]]:
+    try:
+        from . import _native
+    except ImportError as exc:
+        return None, exc
+    return _native.KERNELS, None
+
+
+def _load_python() -> Kernels:
+    from . import _pyproto
+
+    return _pyproto.KERNELS
+
+
+def available() -> List[Kernels]:
+    """Every backend that can run here, python first (for tests and benchmarks)."""
+    found = [_load_python()]
+    native, _ = _load_native()
+    if native is not None:
+        found.append(native)
+    return found
+
+
+def _choose() -> Kernels:
+    policy = os.environ.get("PROMWRITE_BACKEND", "auto").strip().lower() or "auto"
+    if policy == "python":
+        return _load_python()
+    if policy not in ("auto", "native"):
+        raise ImportError(f"PROMWRITE_BACKEND={policy!r}: expected 'auto', 'native' or 'python'")
+    native, error = _load_native()
+    if native is not None:
+        return native
+    if policy == "native":
+        raise ImportError(
+            "PROMWRITE_BACKEND=native but the C accelerator is not available "
+            f"({error}); reinstall promwrite with a C compiler and cffi"
+        )
+    return _load_python()
+
+
+kernels: Kernels = _choose()
+name: str = kernels.name

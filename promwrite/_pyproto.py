@@ -1,0 +1,183 @@
+"""The pure-Python backend: protobuf primitives and the encoding kernels.
+
+Field order and zero-skipping follow what the official protobuf library emits
+for proto3 (fields in number order; a scalar equal to zero, by bits for
+doubles, is left out; repeated numbers packed), so the bytes are identical.
+The native backend (`_native`) must match these functions byte for byte, and
+words its errors by calling `encode_label_sets` here.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import List, Sequence
+
+from . import _pysnappy
+from .errors import SeriesError
+
+_DOUBLE = struct.Struct("<d")
+_ZERO8 = bytes(8)
+_U64_MASK = (1 << 64) - 1
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+# One-byte varints, looked up rather than computed (lengths and small ints).
+_SMALL = [bytes([i]) for i in range(128)]
+
+
+def varint(value: int) -> bytes:
+    """Base-128 varint of an unsigned value; negative int64 as its 64-bit two's complement."""
+    if 0 <= value < 128:
+        return _SMALL[value]
+    value &= _U64_MASK
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def zigzag(value: int) -> int:
+    """Zigzag encoding of a signed integer (for sint32/sint64 fields)."""
+    return (value << 1) ^ (value >> 63)
+
+
+def tag(field: int, wire_type: int) -> bytes:
+    return varint(field << 3 | wire_type)
+
+
+def field_bytes(field: int, data: bytes) -> bytes:
+    """A length-delimited field (string, bytes or message), always emitted."""
+    return tag(field, 2) + varint(len(data)) + data
+
+
+def field_string(field: int, text: str) -> bytes:
+    """A proto3 string field: left out when empty."""
+    return field_bytes(field, text.encode("utf-8")) if text else b""
+
+
+def field_double(field: int, value: float) -> bytes:
+    """A proto3 double field: left out when its bits are all zero (so -0.0 is kept)."""
+    packed = _DOUBLE.pack(value)
+    return tag(field, 1) + packed if packed != _ZERO8 else b""
+
+
+def field_varint(field: int, value: int) -> bytes:
+    """A proto3 int/uint/enum field: left out when zero."""
+    return tag(field, 0) + varint(value) if value else b""
+
+
+def field_packed_doubles(field: int, values: Sequence[float]) -> bytes:
+    if not values:
+        return b""
+    return field_bytes(field, struct.pack(f"<{len(values)}d", *values))
+
+
+def field_packed_varints(field: int, values: Sequence[int]) -> bytes:
+    if not values:
+        return b""
+    return field_bytes(field, b"".join(varint(v) for v in values))
+
+
+def _label_set_problem(pairs: List[tuple]) -> str:
+    """What is wrong with one label set, or "" when it is valid (pairs sorted by name)."""
+    has_name = False
+    prev = None
+    for name, value in pairs:
+        if name == prev:
+            return f"duplicate label name {name!r}"
+        prev = name
+        if not name:
+            return "a label has an empty name"
+        if not _LABEL_NAME.fullmatch(name):
+            return f"label name {name!r} is invalid (names match [a-zA-Z_][a-zA-Z0-9_]*)"
+        if not value:
+            return f"label {name!r} has an empty value (Prometheus reads that as no label: leave it out)"
+        if name == "__name__":
+            has_name = True
+            if not _METRIC_NAME.fullmatch(value):
+                return f"metric name {value!r} is invalid (names match [a-zA-Z_:][a-zA-Z0-9_:]*)"
+    if not has_name:
+        return "no __name__ label (the metric name)"
+    return ""
+
+
+def encode_label_sets(strings: List[str], counts: Sequence[int]) -> List[bytes]:
+    """Encoded, sorted, validated label fields per set (see `_backend.Kernels`)."""
+    out = []
+    pos = 0
+    for index, count in enumerate(counts):
+        flat = strings[pos : pos + 2 * count]
+        pos += 2 * count
+        for text in flat:
+            if not isinstance(text, str):
+                raise SeriesError(index, f"label names and values must be str, not {type(text).__name__}")
+        pairs = sorted(zip(flat[0::2], flat[1::2]))
+        problem = _label_set_problem(pairs)
+        if problem:
+            raise SeriesError(index, problem)
+        parts = []
+        for name, value in pairs:
+            try:
+                body = field_bytes(1, name.encode("utf-8")) + field_bytes(2, value.encode("utf-8"))
+            except UnicodeEncodeError as exc:
+                raise SeriesError(index, f"label {name!r}: value is not valid Unicode text ({exc.reason})") from None
+            parts.append(b"\x0a" + varint(len(body)) + body)
+        out.append(b"".join(parts))
+    return out
+
+
+def encode_request(
+    labels: Sequence[bytes],
+    counts: Sequence[int],
+    values: Sequence[float],
+    timestamps: Sequence[int],
+    extras: Sequence[bytes],
+    metadata: bytes,
+    compress: bool,
+) -> bytes:
+    """A serialized prometheus.WriteRequest from flat parts (see `_backend.Kernels`)."""
+    pack = _DOUBLE.pack
+    parts = []
+    pos = 0
+    for index, label_fields in enumerate(labels):
+        body = [label_fields]
+        prev = None
+        for j in range(pos, pos + counts[index]):
+            ts = timestamps[j]
+            if prev is not None and ts <= prev:
+                raise SeriesError(
+                    index, f"sample timestamps must increase: {ts} comes after {prev}"
+                )
+            prev = ts
+            packed = pack(values[j])
+            sample = (b"\x09" + packed if packed != _ZERO8 else b"") + (
+                b"\x10" + varint(ts) if ts else b""
+            )
+            body.append(b"\x12" + _SMALL[len(sample)] + sample)
+        pos += counts[index]
+        body.append(extras[index])
+        series = b"".join(body)
+        parts.append(b"\x0a" + varint(len(series)) + series)
+    parts.append(metadata)
+    out = b"".join(parts)
+    return _pysnappy.compress(out) if compress else out
+
+
+class _PythonKernels:
+    """The pure-Python backend's kernels (see `_backend.Kernels`)."""
+
+    name = "python"
+    encode_label_sets = staticmethod(encode_label_sets)
+    encode_request = staticmethod(encode_request)
+    compress = staticmethod(_pysnappy.compress)
+    decompress = staticmethod(_pysnappy.decompress)
+
+    def __repr__(self) -> str:
+        return "<promwrite backend 'python'>"
+
+
+KERNELS = _PythonKernels()

@@ -1,0 +1,283 @@
+"""The remote-write client: one POST per request, over kept-alive connections.
+
+Built on the standard library's HTTP stack (``http.client`` under
+``urllib``'s URL, proxy and TLS handling). Any number of threads may call
+`Client.write` at once: each takes its own connection from a small pool.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import socket
+import ssl
+import threading
+import urllib.parse
+import urllib.request
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from . import codec
+from ._version import __version__
+from .auth import Auth, BasicAuth
+from .errors import ConnectError, PromwriteError, TimeoutError, WriteError
+from .model import WriteRequest
+
+__all__ = ["Client", "WriteResponse"]
+
+log = logging.getLogger("promwrite")
+
+#: Headers every remote-write 1.0 request carries (the spec's required set).
+PROTOCOL_HEADERS = {
+    "Content-Encoding": "snappy",
+    "Content-Type": "application/x-protobuf",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+}
+_MAX_ERROR_BODY = 64 * 1024  # bytes of an error answer kept for WriteError.body
+_MAX_IDLE = 16  # kept-alive connections per client
+
+
+class WriteResponse:
+    """A 2xx answer: its status, headers (case-insensitive) and body."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"WriteResponse(status={self.status}, body={self.body[:200]!r})"
+
+
+def redact_url(url: str) -> str:
+    """The URL without any user:password part, for messages and reprs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+class Client:
+    """Sends WriteRequests to one remote-write URL.
+
+    `auth` is a `BasicAuth`, `BearerAuth` or any object with a ``headers(url,
+    body)`` method; credentials in the URL (``https://user:pass@host/...``) are
+    taken as basic auth. `headers` go with every request (e.g. a tenant:
+    ``X-Scope-OrgID`` for Mimir/Cortex, ``THANOS-TENANT`` for Thanos). TLS
+    comes from `ssl_context`, or is built from `ca_file`, `cert_file`/`key_file`
+    (client certificate) and `insecure_skip_verify`. `proxy` is a proxy URL;
+    by default the ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` environment is
+    honoured, and ``proxy=""`` turns proxies off.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth: Optional[Auth] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        timeout: float = 30.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        ca_file: Optional[str] = None,
+        cert_file: Optional[str] = None,
+        key_file: Optional[str] = None,
+        insecure_skip_verify: bool = False,
+        proxy: Optional[str] = None,
+        user_agent: Optional[str] = None,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"the URL must be http:// or https:// with a host, not {redact_url(url)!r}")
+        if parts.username is not None:
+            if auth is not None:
+                raise ValueError("credentials in the URL and auth= both given; use one")
+            auth = BasicAuth(
+                urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
+            )
+        if not timeout or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.url = redact_url(url)
+        self.auth = auth
+        self.timeout = float(timeout)
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        self._headers: Dict[str, str] = {
+            "User-Agent": user_agent or f"promwrite/{__version__}",
+            **PROTOCOL_HEADERS,
+            **dict(headers or {}),
+        }
+        self._ssl = self._make_ssl(ssl_context, ca_file, cert_file, key_file, insecure_skip_verify)
+        self._proxy = self._find_proxy(proxy)
+        self._idle: List[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _make_ssl(
+        self,
+        context: Optional[ssl.SSLContext],
+        ca_file: Optional[str],
+        cert_file: Optional[str],
+        key_file: Optional[str],
+        insecure: bool,
+    ) -> Optional[ssl.SSLContext]:
+        if self._scheme != "https":
+            if context or ca_file or cert_file or insecure:
+                raise ValueError("TLS options were given for a plain http:// URL")
+            return None
+        if context is not None:
+            if ca_file or cert_file or key_file or insecure:
+                raise ValueError("give ssl_context or the TLS file options, not both")
+            return context
+        context = ssl.create_default_context(cafile=ca_file)
+        if cert_file:
+            context.load_cert_chain(cert_file, key_file)
+        elif key_file:
+            raise ValueError("key_file needs cert_file")
+        if insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _find_proxy(self, proxy: Optional[str]) -> Optional[Tuple[str, int]]:
+        if proxy is None:
+            if urllib.request.proxy_bypass(self._host):
+                return None
+            proxy = urllib.request.getproxies().get(self._scheme)
+        if not proxy:
+            return None
+        parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"proxy must be an http:// URL, not {redact_url(proxy)!r}")
+        return parts.hostname, parts.port or 80
+
+    # -- connections ----------------------------------------------------------
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._proxy is None:
+            host, port = self._host, self._port
+        else:
+            host, port = self._proxy
+        conn: http.client.HTTPConnection
+        if self._ssl is not None:
+            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl)
+            if self._proxy is not None:
+                conn.set_tunnel(self._host, self._port)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        return conn
+
+    def _checkout(self) -> Tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            if self._closed:
+                raise PromwriteError("this Client is closed")
+            if self._idle:
+                return self._idle.pop(), True
+        return self._connect(), False
+
+    def _checkin(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close kept-alive connections; the client cannot write afterwards."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r}, auth={self.auth!r})"
+
+    # -- writing --------------------------------------------------------------
+
+    def write(
+        self, request: WriteRequest, *, headers: Optional[Mapping[str, str]] = None
+    ) -> WriteResponse:
+        """Encode, compress and POST `request`; raise WriteError on a non-2xx answer.
+
+        Invalid input raises ValueError (a SeriesError naming the series)
+        before anything is sent; unreachable endpoints raise ConnectError,
+        slow ones TimeoutError.
+        """
+        return self.send(codec.encode_payload(request), headers=headers)
+
+    def send(self, payload: bytes, *, headers: Optional[Mapping[str, str]] = None) -> WriteResponse:
+        """POST an already encoded, snappy-compressed payload (e.g. one kept on disk)."""
+        all_headers = dict(self._headers)
+        if headers:
+            all_headers.update(headers)
+        if self.auth is not None:
+            all_headers.update(self.auth.headers(self.url, payload))
+        target = self._path
+        if self._proxy is not None and self._ssl is None:
+            target = f"http://{self._host}:{self._port}{self._path}"  # absolute form for a proxy
+        status, answer_headers, body = self._post(target, payload, all_headers)
+        if not 200 <= status < 300:
+            text = body[:_MAX_ERROR_BODY].decode("utf-8", "replace")
+            log.warning("remote write to %s failed: HTTP %d: %s", self.url, status, text.strip()[:500])
+            raise WriteError(self.url, status, text, answer_headers)
+        return WriteResponse(status, answer_headers, body)
+
+    def _post(
+        self, target: str, payload: bytes, headers: Dict[str, str]
+    ) -> Tuple[int, http.client.HTTPMessage, bytes]:
+        conn, reused = self._checkout()
+        try:
+            try:
+                return self._exchange(conn, target, payload, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not reused:
+                    raise
+                # A kept-alive connection the server had closed: once more on a new one.
+                conn.close()
+                conn = self._connect()
+                return self._exchange(conn, target, payload, headers)
+        except socket.timeout:
+            conn.close()
+            raise TimeoutError(f"{self.url}: no answer within {self.timeout:g} s") from None
+        except ssl.SSLError as exc:
+            conn.close()
+            raise ConnectError(f"{self.url}: TLS failed: {exc.reason or exc}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise ConnectError(f"{self.url}: {_describe(exc)}") from None
+
+    def _exchange(
+        self, conn: http.client.HTTPConnection, target: str, payload: bytes, headers: Dict[str, str]
+    ) -> Tuple[int, http.client.HTTPMessage, bytes]:
+        conn.request("POST", target, body=payload, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        if response.will_close:
+            conn.close()
+        else:
+            self._checkin(conn)
+        return response.status, response.headers, body
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"host not found ({exc.strerror})"
+    if isinstance(exc, (ConnectionResetError, http.client.RemoteDisconnected)):
+        return "the server closed the connection before answering"
+    return f"{type(exc).__name__}: {exc}"
+

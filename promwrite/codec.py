@@ -1,0 +1,454 @@
+"""Encoding and decoding of ``prometheus.WriteRequest`` (remote write 1.0).
+
+`encode` turns the model into the exact bytes the official protobuf library
+would produce; `encode_payload` also snappy-compresses them, as they go on the
+wire. The bulk work is done by the backend's kernels (C or Python, chosen once
+in `_backend`); this module flattens the request for them, words their errors,
+and encodes the rare parts (exemplars, histograms, metadata) itself.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from typing import Callable, Iterator, List, Optional, Tuple
+
+from . import _backend
+from ._backend import Kernels
+from ._pyproto import (
+    field_bytes,
+    field_double,
+    field_packed_doubles,
+    field_packed_varints,
+    field_string,
+    field_varint,
+    tag,
+    varint,
+    zigzag,
+)
+from .errors import DecodeError, SeriesError
+from .model import (
+    BucketSpan,
+    Exemplar,
+    Histogram,
+    Label,
+    LabelSet,
+    MetricMetadata,
+    MetricType,
+    ResetHint,
+    Sample,
+    TimeSeries,
+    WriteRequest,
+    format_labels,
+    label_pairs,
+)
+
+__all__ = ["decode", "encode", "encode_payload"]
+
+
+def encode(request: WriteRequest) -> bytes:
+    """The serialized WriteRequest, uncompressed; raises SeriesError/ValueError for bad input."""
+    return encode_with(_backend.kernels, request, compress=False)
+
+
+def encode_payload(request: WriteRequest) -> bytes:
+    """The request as remote write sends it: serialized, then snappy-compressed."""
+    return encode_with(_backend.kernels, request, compress=True)
+
+
+def encode_with(kernels: Kernels, request: WriteRequest, compress: bool) -> bytes:
+    """`encode`/`encode_payload` with the given backend (tests run each backend)."""
+    series = request.timeseries
+    label_fields = _label_fields(kernels, series)
+    try:
+        counts = [len(ts.samples) for ts in series]
+        values = array("d", [s.value for ts in series for s in ts.samples])
+        stamps = array("q", [s.timestamp_ms for ts in series for s in ts.samples])
+    except (AttributeError, TypeError, OverflowError):
+        raise _bad_samples(series) from None
+    extras = [_extras(ts) if ts.exemplars or ts.histograms else b"" for ts in series]
+    metadata = b"".join(_metadata(m) for m in request.metadata)
+    try:
+        return kernels.encode_request(label_fields, counts, values, stamps, extras, metadata, compress)
+    except SeriesError as exc:
+        raise _named(exc, series, exc.index) from None
+
+
+def _label_fields(kernels: Kernels, series: List[TimeSeries]) -> List[bytes]:
+    """Encoded label fields per series: cached ones from LabelSets, the rest in one kernel call."""
+    out: List[Optional[bytes]] = []
+    fresh: List[int] = []  # positions in `series` still to encode
+    strings: List[str] = []
+    counts: List[int] = []
+    for index, ts in enumerate(series):
+        if not isinstance(ts, TimeSeries):
+            raise ValueError(f"timeseries[{index}] must be a TimeSeries, not {type(ts).__name__}")
+        labels = ts._labels
+        if isinstance(labels, LabelSet):
+            if labels._pb is not None:
+                out.append(labels._pb)
+                continue
+            labels = labels.labels
+        before = len(strings)
+        try:
+            for pair in label_pairs(labels):
+                strings += pair
+        except TypeError:
+            raise SeriesError(index, f"labels must be (name, value) pairs, not {labels!r}") from None
+        if len(strings) - before & 1:
+            raise SeriesError(index, f"labels must be (name, value) pairs, not {labels!r}")
+        counts.append((len(strings) - before) >> 1)
+        fresh.append(index)
+        out.append(None)
+    if fresh:
+        try:
+            encoded = kernels.encode_label_sets(strings, counts)
+        except SeriesError as exc:
+            raise _named(exc, series, fresh[exc.index]) from None
+        for index, fields in zip(fresh, encoded):
+            out[index] = fields
+            labels = series[index]._labels
+            if isinstance(labels, LabelSet):
+                labels._pb = fields
+    return out  # type: ignore[return-value]
+
+
+def _named(exc: SeriesError, series: List[TimeSeries], index: int) -> SeriesError:
+    """The kernel's error again, with the series' position and labels in the message."""
+    try:
+        labels = format_labels(label_pairs(series[index]._labels))
+    except Exception:  # labels too broken to print; the problem says why
+        labels = ""
+    return SeriesError(index, exc.problem, labels)
+
+
+def _bad_samples(series: List[TimeSeries]) -> SeriesError:
+    for index, ts in enumerate(series):
+        for sample in ts.samples:
+            if not isinstance(sample, Sample):
+                problem = f"samples must be Sample objects, not {type(sample).__name__}"
+                return _named(SeriesError(index, problem), series, index)
+    return SeriesError(0, "a sample's value or timestamp is out of range")
+
+
+def _extras(ts: TimeSeries) -> bytes:
+    """Exemplar (field 3) and histogram (field 4) fields of a series."""
+    return b"".join(
+        [field_bytes(3, _exemplar(e)) for e in ts.exemplars]
+        + [field_bytes(4, _histogram(h)) for h in ts.histograms]
+    )
+
+
+def _label(label: Tuple[str, str]) -> bytes:
+    return field_bytes(1, field_string(1, label[0]) + field_string(2, label[1]))
+
+
+def _exemplar(e: Exemplar) -> bytes:
+    return (
+        b"".join(_label(lb) for lb in e.labels)
+        + field_double(2, e.value)
+        + field_varint(3, e.timestamp_ms)
+    )
+
+
+def _spans(field: int, spans: Tuple[BucketSpan, ...]) -> bytes:
+    return b"".join(
+        field_bytes(field, field_varint(1, zigzag(s.offset)) + field_varint(2, s.length))
+        for s in spans
+    )
+
+
+def _histogram(h: Histogram) -> bytes:
+    if h.is_float:  # oneof members are written even when zero
+        count = tag(2, 1) + struct.pack("<d", h.count)
+        zero_count = tag(7, 1) + struct.pack("<d", h.zero_count)
+    else:
+        count = tag(1, 0) + varint(h.count)  # type: ignore[arg-type]
+        zero_count = tag(6, 0) + varint(h.zero_count)  # type: ignore[arg-type]
+    return b"".join(
+        [
+            count,
+            field_double(3, h.sum),
+            field_varint(4, zigzag(h.schema)),
+            field_double(5, h.zero_threshold),
+            zero_count,
+            _spans(8, h.negative_spans),
+            field_packed_varints(9, [zigzag(d) for d in h.negative_deltas]),
+            field_packed_doubles(10, h.negative_counts),
+            _spans(11, h.positive_spans),
+            field_packed_varints(12, [zigzag(d) for d in h.positive_deltas]),
+            field_packed_doubles(13, h.positive_counts),
+            field_varint(14, int(h.reset_hint)),
+            field_varint(15, h.timestamp_ms),
+            field_packed_doubles(16, h.custom_values),
+        ]
+    )
+
+
+def _metadata(m: MetricMetadata) -> bytes:
+    if not isinstance(m, MetricMetadata):
+        raise ValueError(f"metadata entries must be MetricMetadata, not {type(m).__name__}")
+    body = (
+        field_varint(1, int(MetricType(m.type)))
+        + field_string(2, m.metric_family_name)
+        + field_string(4, m.help)
+        + field_string(5, m.unit)
+    )
+    return field_bytes(3, body)
+
+
+# --- decoding ---------------------------------------------------------------
+
+_U64 = struct.Struct("<Q")
+_F64 = struct.Struct("<d")
+_Field = Tuple[int, int, object]  # field number, wire type, value (int or (start, end))
+
+
+def decode(data: bytes) -> WriteRequest:
+    """A WriteRequest from its serialized (uncompressed) bytes; unknown fields are skipped.
+
+    Reads what any protobuf implementation (Prometheus, the official library,
+    promwrite) writes; raises DecodeError for anything malformed. Decoded
+    objects are taken as they are on the wire, without the encoder's checks.
+    """
+    buf = memoryview(bytes(data))
+    series: List[TimeSeries] = []
+    metadata: List[MetricMetadata] = []
+    for field, wt, val in _fields(buf, 0, len(buf)):
+        if field == 1 and wt == 2:
+            series.append(_decode_series(buf, *val))  # type: ignore[misc]
+        elif field == 3 and wt == 2:
+            metadata.append(_decode_metadata(buf, *val))  # type: ignore[misc]
+    return WriteRequest(series, metadata)
+
+
+def decode_payload(data: bytes, max_length: Optional[int] = None) -> WriteRequest:
+    """A WriteRequest from a remote-write body (snappy-compressed protobuf)."""
+    from . import snappy
+
+    raw = snappy.decompress(data) if max_length is None else snappy.decompress(data, max_length)
+    return decode(raw)
+
+
+def _varint_at(buf: memoryview, pos: int, end: int) -> Tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        if pos >= end:
+            raise DecodeError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        if shift == 63 and byte > 1:
+            raise DecodeError("varint over 64 bits")
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise DecodeError("varint over 10 bytes")
+
+
+def _fields(buf: memoryview, pos: int, end: int) -> Iterator[_Field]:
+    """(field, wire type, value) of each field in buf[pos:end]; value is an int,
+    8 or 4 bytes for fixed types, or (start, end) of a length-delimited field."""
+    while pos < end:
+        key, pos = _varint_at(buf, pos, end)
+        field, wt = key >> 3, key & 7
+        if field == 0:
+            raise DecodeError("field number 0")
+        if wt == 0:
+            val, pos = _varint_at(buf, pos, end)
+            yield field, wt, val
+        elif wt == 1 or wt == 5:
+            size = 8 if wt == 1 else 4
+            if pos + size > end:
+                raise DecodeError("truncated fixed-size field")
+            yield field, wt, bytes(buf[pos : pos + size])
+            pos += size
+        elif wt == 2:
+            size, pos = _varint_at(buf, pos, end)
+            if size > end - pos:
+                raise DecodeError(f"field {field} claims {size} bytes, {end - pos} are left")
+            yield field, wt, (pos, pos + size)
+            pos += size
+        else:
+            raise DecodeError(f"unsupported wire type {wt} (field {field})")
+
+
+def _int64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _unzigzag(value: int) -> int:
+    return (value >> 1) ^ -(value & 1)
+
+
+def _text(buf: memoryview, start: int, end: int) -> str:
+    try:
+        return str(buf[start:end], "utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"invalid UTF-8 in a string field: {exc.reason}") from None
+
+
+def _double(val: object) -> float:
+    return _F64.unpack(val)[0]  # type: ignore[arg-type]
+
+
+def _new(cls: type, **attrs: object) -> object:
+    """An instance filled from the wire as it is, skipping constructor checks."""
+    obj = object.__new__(cls)
+    for name, value in attrs.items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+def _decode_label(buf: memoryview, start: int, end: int) -> Label:
+    name = value = ""
+    for field, wt, val in _fields(buf, start, end):
+        if wt == 2 and field in (1, 2):
+            text = _text(buf, *val)  # type: ignore[misc]
+            if field == 1:
+                name = text
+            else:
+                value = text
+    return Label(name, value)
+
+
+def _decode_sample(buf: memoryview, start: int, end: int) -> Sample:
+    value, ts = 0.0, 0
+    for field, wt, val in _fields(buf, start, end):
+        if field == 1 and wt == 1:
+            value = _double(val)
+        elif field == 2 and wt == 0:
+            ts = _int64(val)  # type: ignore[arg-type]
+    return _new(Sample, value=value, timestamp_ms=ts)  # type: ignore[return-value]
+
+
+def _decode_exemplar(buf: memoryview, start: int, end: int) -> Exemplar:
+    labels: List[Label] = []
+    value, ts = 0.0, 0
+    for field, wt, val in _fields(buf, start, end):
+        if field == 1 and wt == 2:
+            labels.append(_decode_label(buf, *val))  # type: ignore[misc]
+        elif field == 2 and wt == 1:
+            value = _double(val)
+        elif field == 3 and wt == 0:
+            ts = _int64(val)  # type: ignore[arg-type]
+    return _new(Exemplar, labels=tuple(labels), value=value, timestamp_ms=ts)  # type: ignore[return-value]
+
+
+def _decode_span(buf: memoryview, start: int, end: int) -> BucketSpan:
+    offset = length = 0
+    for field, wt, val in _fields(buf, start, end):
+        if field == 1 and wt == 0:
+            offset = _unzigzag(val & 0xFFFFFFFF)  # type: ignore[operator]
+        elif field == 2 and wt == 0:
+            length = val & 0xFFFFFFFF  # type: ignore[operator]
+    return BucketSpan(offset, length)
+
+
+def _repeated(
+    buf: memoryview, wt: int, val: object, scalar_wt: int, convert: Callable[[object], object]
+) -> List[object]:
+    """Items of a repeated scalar field, packed (wire type 2) or one at a time."""
+    if wt == scalar_wt:
+        return [convert(val)]
+    if wt != 2:
+        return []
+    start, end = val  # type: ignore[misc]
+    if scalar_wt == 1:
+        if (end - start) % 8:
+            raise DecodeError("packed doubles of a length not a multiple of 8")
+        return list(struct.unpack(f"<{(end - start) // 8}d", buf[start:end]))
+    out = []
+    pos = start
+    while pos < end:
+        item, pos = _varint_at(buf, pos, end)
+        out.append(convert(item))
+    return out
+
+
+def _decode_histogram(buf: memoryview, start: int, end: int) -> Histogram:
+    h = {
+        "count": 0, "sum": 0.0, "schema": 0, "zero_threshold": 0.0, "zero_count": 0,
+        "negative_spans": [], "negative_deltas": [], "negative_counts": [],
+        "positive_spans": [], "positive_deltas": [], "positive_counts": [],
+        "reset_hint": ResetHint.UNKNOWN, "timestamp_ms": 0, "custom_values": [],
+    }  # fmt: skip
+    deltas = lambda v: _unzigzag(v)  # noqa: E731
+    for field, wt, val in _fields(buf, start, end):
+        if field == 1 and wt == 0:
+            h["count"] = val
+        elif field == 2 and wt == 1:
+            h["count"] = _double(val)
+        elif field == 3 and wt == 1:
+            h["sum"] = _double(val)
+        elif field == 4 and wt == 0:
+            h["schema"] = _unzigzag(val & 0xFFFFFFFF)  # type: ignore[operator]
+        elif field == 5 and wt == 1:
+            h["zero_threshold"] = _double(val)
+        elif field == 6 and wt == 0:
+            h["zero_count"] = val
+        elif field == 7 and wt == 1:
+            h["zero_count"] = _double(val)
+        elif field in (8, 11) and wt == 2:
+            side = "negative" if field == 8 else "positive"
+            h[side + "_spans"].append(_decode_span(buf, *val))  # type: ignore[misc, union-attr]
+        elif field in (9, 12):
+            side = "negative" if field == 9 else "positive"
+            h[side + "_deltas"] += _repeated(buf, wt, val, 0, deltas)  # type: ignore[operator]
+        elif field in (10, 13, 16):
+            key = {10: "negative_counts", 13: "positive_counts", 16: "custom_values"}[field]
+            h[key] += _repeated(buf, wt, val, 1, _double)  # type: ignore[operator]
+        elif field == 14 and wt == 0:
+            try:
+                h["reset_hint"] = ResetHint(val)
+            except ValueError:
+                h["reset_hint"] = val
+        elif field == 15 and wt == 0:
+            h["timestamp_ms"] = _int64(val)  # type: ignore[arg-type]
+    for key, value in h.items():
+        if isinstance(value, list):
+            h[key] = tuple(value)
+    return _new(Histogram, **h)  # type: ignore[return-value]
+
+
+def _decode_series(buf: memoryview, start: int, end: int) -> TimeSeries:
+    labels: List[Label] = []
+    samples: List[Sample] = []
+    exemplars: List[Exemplar] = []
+    histograms: List[Histogram] = []
+    for field, wt, val in _fields(buf, start, end):
+        if wt != 2:
+            continue
+        if field == 1:
+            labels.append(_decode_label(buf, *val))  # type: ignore[misc]
+        elif field == 2:
+            samples.append(_decode_sample(buf, *val))  # type: ignore[misc]
+        elif field == 3:
+            exemplars.append(_decode_exemplar(buf, *val))  # type: ignore[misc]
+        elif field == 4:
+            histograms.append(_decode_histogram(buf, *val))  # type: ignore[misc]
+    return _new(  # type: ignore[return-value]
+        TimeSeries, _labels=tuple(labels), samples=samples, exemplars=exemplars, histograms=histograms
+    )
+
+
+def _decode_metadata(buf: memoryview, start: int, end: int) -> MetricMetadata:
+    kind: object = MetricType.UNKNOWN
+    name = help_ = unit = ""
+    for field, wt, val in _fields(buf, start, end):
+        if field == 1 and wt == 0:
+            try:
+                kind = MetricType(val)
+            except ValueError:
+                kind = val
+        elif wt == 2 and field in (2, 4, 5):
+            text = _text(buf, *val)  # type: ignore[misc]
+            if field == 2:
+                name = text
+            elif field == 4:
+                help_ = text
+            else:
+                unit = text
+    return MetricMetadata(kind, name, help_, unit)  # type: ignore[arg-type]

@@ -1,0 +1,571 @@
+"""The data model of a remote write: series of labels with samples, exemplars,
+native histograms, and metric metadata, as in Prometheus's ``prompb`` messages.
+
+Objects are plain and cheap to build; the rules that need the whole request
+(sorted unique label names, ``__name__`` present, samples in time order) are
+checked by `promwrite.codec` when the request is encoded, before anything is
+sent, and the error names the series.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import struct
+import time as _time
+from datetime import datetime, timedelta, timezone
+from typing import (
+    Iterable,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+__all__ = [
+    "STALE_NAN",
+    "BucketSpan",
+    "Exemplar",
+    "Histogram",
+    "Label",
+    "LabelSet",
+    "Labels",
+    "MetricMetadata",
+    "MetricType",
+    "ResetHint",
+    "Sample",
+    "TimeSeries",
+    "Time",
+    "WriteRequest",
+    "is_stale_nan",
+    "now_ms",
+]
+
+_DOUBLE = struct.Struct("<d")
+_U64 = struct.Struct("<Q")
+
+#: Prometheus's staleness marker: a NaN with this exact bit pattern tells the
+#: server that a series ended (it vanishes from queries after this sample).
+STALE_NAN: float = _DOUBLE.unpack(_U64.pack(0x7FF0000000000002))[0]
+
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+
+#: A point in time: a datetime (naive means local time) or seconds since the epoch.
+Time = Union[datetime, int, float]
+
+
+def float_bits(value: float) -> int:
+    """The IEEE-754 bits of a float, so NaNs and -0.0 compare exactly."""
+    return _U64.unpack(_DOUBLE.pack(value))[0]
+
+
+def is_stale_nan(value: float) -> bool:
+    """True for Prometheus's staleness marker (and only for it, not other NaNs)."""
+    return float_bits(value) == 0x7FF0000000000002
+
+
+def now_ms() -> int:
+    """The current time in integer milliseconds since the epoch."""
+    return _time.time_ns() // 1_000_000
+
+
+def to_ms(time: Optional[Time], timestamp_ms: Optional[int]) -> int:
+    """Milliseconds since the epoch from `time` or exact `timestamp_ms`; now if neither."""
+    if timestamp_ms is not None:
+        if time is not None:
+            raise ValueError("give time or timestamp_ms, not both")
+        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int):
+            raise ValueError(f"timestamp_ms must be an int, not {type(timestamp_ms).__name__}")
+        ms = int(timestamp_ms)
+    elif time is None:
+        return now_ms()
+    elif isinstance(time, datetime):
+        aware = time if time.tzinfo is not None else time.astimezone()
+        ms = (aware - _EPOCH) // _MS
+    elif isinstance(time, bool) or not isinstance(time, (int, float)):
+        raise ValueError(
+            f"time must be a datetime or seconds since the epoch, not {type(time).__name__}"
+        )
+    elif isinstance(time, int):
+        ms = time * 1000
+    else:
+        if not math.isfinite(time):
+            raise ValueError(f"time must be finite, not {time!r}")
+        ms = round(time * 1000)
+    if not INT64_MIN <= ms <= INT64_MAX:
+        raise ValueError(f"timestamp {ms} ms is outside the int64 range")
+    return ms
+
+
+def to_float(value: object, what: str = "value") -> float:
+    """A sample value as float; any real number is fine, text is not."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, (str, bytes, bytearray, bool)) or not hasattr(value, "__float__"):
+        raise ValueError(f"{what} must be a number, not {type(value).__name__}")
+    return float(value)  # type: ignore[arg-type]
+
+
+class Label(NamedTuple):
+    """One label: a name and its value."""
+
+    name: str
+    value: str
+
+
+class LabelSet:
+    """An immutable label set, kept sorted, whose encoding is cached.
+
+    Build one per series you send again and again and pass it as `labels`:
+    the codec then encodes its labels once, not on every write.
+    """
+
+    __slots__ = ("labels", "_pb", "_hash")
+
+    def __init__(self, labels: "Labels") -> None:
+        self.labels: Tuple[Label, ...] = sort_labels(labels)
+        self._pb: Optional[bytes] = None  # filled by the codec on first use
+        self._hash: Optional[int] = None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LabelSet):
+            return self.labels == other.labels
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(self.labels)
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"LabelSet({format_labels(self.labels)})"
+
+
+#: Labels as given by callers: a mapping name -> value, a sequence of `Label` or
+#: (name, value) pairs, or a `LabelSet`.
+Labels = Union[Mapping[str, str], Sequence[Tuple[str, str]], LabelSet]
+
+
+def label_pairs(labels: Labels) -> Iterable[Tuple[str, str]]:
+    """The (name, value) pairs of labels in any accepted form, unsorted."""
+    if isinstance(labels, Mapping):
+        return labels.items()
+    if isinstance(labels, (str, bytes)):
+        raise ValueError(f"labels must be a mapping or a sequence of pairs, not {labels!r}")
+    return labels
+
+
+def sort_labels(labels: Labels) -> Tuple[Label, ...]:
+    """Labels as a tuple of `Label` sorted by name (no other checks)."""
+    if isinstance(labels, LabelSet):
+        return labels.labels
+    try:
+        return tuple(sorted(Label(*pair) for pair in label_pairs(labels)))
+    except TypeError as exc:
+        raise ValueError(f"labels must be (name, value) pairs of str: {exc}") from None
+
+
+def format_labels(labels: Iterable[Tuple[object, object]]) -> str:
+    """``{name="value", ...}`` for error messages, with ``__name__`` in front."""
+    pairs = list(labels)
+    name = next((v for n, v in pairs if n == "__name__"), None)
+    inner = ", ".join(f"{n}={v!r}" for n, v in pairs if n != "__name__" or name is None)
+    head = name if isinstance(name, str) else ""
+    return f"{head}{{{inner}}}"
+
+
+class Sample:
+    """A float value at a time, stored as integer milliseconds since the epoch.
+
+    `time` is a datetime (naive means local time) or seconds since the epoch;
+    `timestamp_ms` gives exact milliseconds; with neither, the sample is "now".
+    """
+
+    __slots__ = ("value", "timestamp_ms")
+
+    def __init__(
+        self, value: float, time: Optional[Time] = None, *, timestamp_ms: Optional[int] = None
+    ) -> None:
+        self.value: float = to_float(value)
+        self.timestamp_ms: int = to_ms(time, timestamp_ms)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sample):
+            return self.timestamp_ms == other.timestamp_ms and float_bits(
+                self.value
+            ) == float_bits(other.value)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        value = "STALE_NAN" if is_stale_nan(self.value) else repr(self.value)
+        return f"Sample({value}, timestamp_ms={self.timestamp_ms})"
+
+
+class Exemplar:
+    """A sample that links to a trace: its labels (e.g. trace_id), value and time.
+
+    Prometheus limits an exemplar's labels to 128 characters in all (names and
+    values together); longer ones are refused here rather than by the server.
+    """
+
+    MAX_LABEL_CHARS = 128
+
+    __slots__ = ("labels", "value", "timestamp_ms")
+
+    def __init__(
+        self,
+        labels: Labels,
+        value: float,
+        time: Optional[Time] = None,
+        *,
+        timestamp_ms: Optional[int] = None,
+    ) -> None:
+        pairs = tuple(Label(*p) for p in label_pairs(labels))
+        size = 0
+        for name, val in pairs:
+            if not isinstance(name, str) or not isinstance(val, str):
+                raise ValueError(f"exemplar label {name!r}: names and values must be str")
+            if not name:
+                raise ValueError("exemplar label with an empty name")
+            size += len(name) + len(val)
+        if size > self.MAX_LABEL_CHARS:
+            raise ValueError(
+                f"exemplar labels {format_labels(pairs)} have {size} characters;"
+                f" Prometheus allows {self.MAX_LABEL_CHARS}"
+            )
+        self.labels: Tuple[Label, ...] = pairs
+        self.value: float = to_float(value)
+        self.timestamp_ms: int = to_ms(time, timestamp_ms)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Exemplar):
+            return (
+                self.labels == other.labels
+                and float_bits(self.value) == float_bits(other.value)
+                and self.timestamp_ms == other.timestamp_ms
+            )
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Exemplar({format_labels(self.labels)}, {self.value!r},"
+            f" timestamp_ms={self.timestamp_ms})"
+        )
+
+
+class BucketSpan(NamedTuple):
+    """A run of `length` consecutive buckets, starting `offset` buckets after the previous run."""
+
+    offset: int
+    length: int
+
+
+class ResetHint(enum.IntEnum):
+    """Whether a histogram is known to be a counter reset (prompb numbering)."""
+
+    UNKNOWN = 0
+    YES = 1
+    NO = 2
+    GAUGE = 3
+
+
+class Histogram:
+    """A native (sparse) histogram, field for field as prompb's ``Histogram``.
+
+    An integer histogram has int `count` and `zero_count` and its buckets as
+    deltas (`positive_deltas`: the first bucket's count, then each bucket's
+    difference to the one before); a float histogram has float counts and its
+    buckets as absolute `positive_counts`. `from_buckets` builds either from
+    plain bucket counts. Schema -53 is custom buckets with `custom_values` as
+    upper bounds.
+    """
+
+    __slots__ = (
+        "count",
+        "sum",
+        "schema",
+        "zero_threshold",
+        "zero_count",
+        "negative_spans",
+        "negative_deltas",
+        "negative_counts",
+        "positive_spans",
+        "positive_deltas",
+        "positive_counts",
+        "reset_hint",
+        "timestamp_ms",
+        "custom_values",
+    )
+
+    def __init__(
+        self,
+        *,
+        count: Union[int, float],
+        sum: float,
+        schema: int,
+        zero_threshold: float = 0.0,
+        zero_count: Union[int, float] = 0,
+        negative_spans: Sequence[BucketSpan] = (),
+        negative_deltas: Sequence[int] = (),
+        negative_counts: Sequence[float] = (),
+        positive_spans: Sequence[BucketSpan] = (),
+        positive_deltas: Sequence[int] = (),
+        positive_counts: Sequence[float] = (),
+        reset_hint: ResetHint = ResetHint.UNKNOWN,
+        time: Optional[Time] = None,
+        timestamp_ms: Optional[int] = None,
+        custom_values: Sequence[float] = (),
+    ) -> None:
+        self.count = count
+        self.sum = to_float(sum, "histogram sum")
+        self.schema = int(schema)
+        self.zero_threshold = to_float(zero_threshold, "zero_threshold")
+        self.zero_count = zero_count
+        self.negative_spans = tuple(BucketSpan(*s) for s in negative_spans)
+        self.negative_deltas = tuple(int(d) for d in negative_deltas)
+        self.negative_counts = tuple(to_float(c, "bucket count") for c in negative_counts)
+        self.positive_spans = tuple(BucketSpan(*s) for s in positive_spans)
+        self.positive_deltas = tuple(int(d) for d in positive_deltas)
+        self.positive_counts = tuple(to_float(c, "bucket count") for c in positive_counts)
+        self.reset_hint = ResetHint(reset_hint)
+        self.timestamp_ms = to_ms(time, timestamp_ms)
+        self.custom_values = tuple(to_float(c, "custom value") for c in custom_values)
+        self._check()
+
+    @property
+    def is_float(self) -> bool:
+        """True for a float histogram (absolute float bucket counts)."""
+        return isinstance(self.count, float)
+
+    def _check(self) -> None:
+        if self.is_float:
+            self.zero_count = to_float(self.zero_count, "zero_count")
+            if self.negative_deltas or self.positive_deltas:
+                raise ValueError("a float histogram (float count) takes *_counts, not *_deltas")
+        else:
+            for what in ("count", "zero_count"):
+                v = getattr(self, what)
+                if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 1 << 64:
+                    raise ValueError(f"histogram {what} must be an int in [0, 2**64), not {v!r}")
+            if self.negative_counts or self.positive_counts:
+                raise ValueError("an integer histogram (int count) takes *_deltas, not *_counts")
+        if self.schema == -53:
+            if self.negative_spans:
+                raise ValueError("custom-bucket histograms (schema -53) have no negative buckets")
+        elif not -4 <= self.schema <= 8:
+            raise ValueError(f"histogram schema {self.schema} is outside -4..8 (or -53)")
+        elif self.custom_values:
+            raise ValueError("custom_values are only for schema -53")
+        for side in ("negative", "positive"):
+            spans = getattr(self, side + "_spans")
+            buckets = getattr(self, side + ("_counts" if self.is_float else "_deltas"))
+            for i, span in enumerate(spans):
+                if not -(1 << 31) <= span.offset < 1 << 31 or not 0 <= span.length < 1 << 32:
+                    raise ValueError(f"{side} span {span} is out of range")
+                if i and span.offset < 0:
+                    raise ValueError(f"{side} span {span}: only the first span may have a negative offset")
+            if sum(s.length for s in spans) != len(buckets):
+                raise ValueError(
+                    f"{side} spans cover {sum(s.length for s in spans)} buckets"
+                    f" but {len(buckets)} bucket values were given"
+                )
+            if not self.is_float:
+                total = 0
+                for d in buckets:
+                    total += d
+                    if total < 0:
+                        raise ValueError(f"{side} deltas give a negative bucket count")
+                    if not -(1 << 63) <= d < 1 << 63:
+                        raise ValueError(f"{side} delta {d} is outside int64")
+
+    @classmethod
+    def from_buckets(
+        cls,
+        *,
+        schema: int,
+        sum: float,
+        positive: Mapping[int, Union[int, float]] = {},
+        negative: Mapping[int, Union[int, float]] = {},
+        zero_count: Union[int, float] = 0,
+        zero_threshold: float = 2.938735877055719e-39,
+        count: Optional[Union[int, float]] = None,
+        reset_hint: ResetHint = ResetHint.UNKNOWN,
+        time: Optional[Time] = None,
+        timestamp_ms: Optional[int] = None,
+    ) -> "Histogram":
+        """A histogram from plain counts per bucket index (`{index: count}`).
+
+        Integer counts give an integer histogram (deltas), any float a float
+        histogram. `count` defaults to the total of all buckets and the zero
+        bucket. The default zero threshold is Prometheus's (2^-128).
+        """
+        values = [*positive.values(), *negative.values(), zero_count]
+        is_float = any(isinstance(v, float) for v in values) or isinstance(count, float)
+        total = count if count is not None else sum_(values)
+        fields = {}
+        for side, buckets in (("positive", positive), ("negative", negative)):
+            spans: List[BucketSpan] = []
+            counts: List[Union[int, float]] = []
+            prev: Optional[int] = None
+            for index in sorted(buckets):
+                if prev is not None and index == prev + 1:
+                    spans[-1] = BucketSpan(spans[-1].offset, spans[-1].length + 1)
+                else:
+                    spans.append(BucketSpan(index if prev is None else index - prev - 1, 1))
+                counts.append(buckets[index])
+                prev = index
+            fields[side + "_spans"] = spans
+            if is_float:
+                fields[side + "_counts"] = [float(c) for c in counts]
+            else:
+                fields[side + "_deltas"] = [c - p for c, p in zip(counts, [0, *counts])]
+        return cls(
+            count=float(total) if is_float else int(total),
+            sum=sum,
+            schema=schema,
+            zero_threshold=zero_threshold,
+            zero_count=float(zero_count) if is_float else int(zero_count),
+            reset_hint=reset_hint,
+            time=time,
+            timestamp_ms=timestamp_ms,
+            **fields,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Histogram):
+            return NotImplemented
+        return all(_same(getattr(self, a), getattr(other, a)) for a in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{a}={getattr(self, a)!r}" for a in self.__slots__ if getattr(self, a) != ())
+        return f"Histogram({fields})"
+
+
+sum_ = sum  # `sum` is a field name in Histogram's signatures
+
+
+def _same(a: object, b: object) -> bool:
+    """Equality that tells floats apart by bits (NaN == NaN, 0.0 != -0.0)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return float_bits(a) == float_bits(b)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+class TimeSeries:
+    """One series: its labels and what to write for it.
+
+    `labels` is a mapping name -> value, a sequence of `Label`, or a `LabelSet`
+    (whose encoding is reused across writes). `sample=` adds one sample, as the
+    Go client's `Sample` field does.
+    """
+
+    __slots__ = ("_labels", "samples", "exemplars", "histograms")
+
+    def __init__(
+        self,
+        labels: Labels,
+        samples: Iterable[Sample] = (),
+        *,
+        sample: Optional[Sample] = None,
+        exemplars: Iterable[Exemplar] = (),
+        histograms: Iterable[Histogram] = (),
+    ) -> None:
+        self._labels = labels
+        self.samples: List[Sample] = list(samples)
+        if sample is not None:
+            self.samples.append(sample)
+        self.exemplars: List[Exemplar] = list(exemplars)
+        self.histograms: List[Histogram] = list(histograms)
+
+    @property
+    def labels(self) -> Tuple[Label, ...]:
+        """The labels, sorted by name, as they go on the wire."""
+        return sort_labels(self._labels)
+
+    def mark_stale(self, time: Optional[Time] = None, *, timestamp_ms: Optional[int] = None) -> "TimeSeries":
+        """Append the staleness marker, telling the server this series has ended."""
+        self.samples.append(Sample(STALE_NAN, time, timestamp_ms=timestamp_ms))
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TimeSeries):
+            return NotImplemented
+        return (
+            self.labels == other.labels
+            and self.samples == other.samples
+            and self.exemplars == other.exemplars
+            and self.histograms == other.histograms
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        parts = [format_labels(self.labels)]
+        for what in ("samples", "exemplars", "histograms"):
+            if getattr(self, what):
+                parts.append(f"{what}={getattr(self, what)!r}")
+        return f"TimeSeries({', '.join(parts)})"
+
+
+class MetricType(enum.IntEnum):
+    """The type of a metric family, numbered as in prompb."""
+
+    UNKNOWN = 0
+    COUNTER = 1
+    GAUGE = 2
+    HISTOGRAM = 3
+    GAUGEHISTOGRAM = 4
+    SUMMARY = 5
+    INFO = 6
+    STATESET = 7
+
+
+class MetricMetadata(NamedTuple):
+    """Type, help and unit of a metric family, sent beside the series."""
+
+    type: MetricType
+    metric_family_name: str
+    help: str = ""
+    unit: str = ""
+
+
+class WriteRequest:
+    """What one remote-write call sends: series and metadata."""
+
+    __slots__ = ("timeseries", "metadata")
+
+    def __init__(
+        self, timeseries: Iterable[TimeSeries] = (), metadata: Iterable[MetricMetadata] = ()
+    ) -> None:
+        self.timeseries: List[TimeSeries] = list(timeseries)
+        self.metadata: List[MetricMetadata] = list(metadata)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WriteRequest):
+            return NotImplemented
+        return self.timeseries == other.timeseries and self.metadata == other.metadata
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"WriteRequest(timeseries={self.timeseries!r}, metadata={self.metadata!r})"

@@ -1,0 +1,262 @@
+"""The WriteRequest codec: byte-identical to the official protobuf library, on every backend."""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import List
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from promwrite import (
+    STALE_NAN,
+    BucketSpan,
+    Exemplar,
+    Histogram,
+    Label,
+    LabelSet,
+    MetricMetadata,
+    MetricType,
+    ResetHint,
+    Sample,
+    SeriesError,
+    TimeSeries,
+    WriteRequest,
+    decode,
+    is_stale_nan,
+)
+from promwrite.codec import decode_payload, encode_with
+from promwrite.errors import DecodeError
+
+from .conftest import BACKENDS
+from .prompb_ref import PB, to_pb
+
+INT64 = st.integers(-(1 << 63), (1 << 63) - 1)
+FLOATS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, STALE_NAN, math.inf, -math.inf, 5e-324]),
+    st.integers(0, 1 << 64 - 1).map(lambda b: struct.unpack("<d", struct.pack("<Q", b))[0]),
+)
+LABEL_NAME = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,20}", fullmatch=True).filter(lambda n: n != "__name__")
+METRIC_NAME = st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,30}", fullmatch=True)
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+LONG_TEXT = st.text(min_size=120, max_size=300, alphabet=st.characters(blacklist_categories=("Cs",)))
+
+
+@st.composite
+def label_dicts(draw: st.DrawFn) -> dict:
+    labels = draw(st.dictionaries(LABEL_NAME, st.one_of(TEXT, LONG_TEXT), max_size=10))
+    labels["__name__"] = draw(METRIC_NAME)
+    return labels
+
+
+@st.composite
+def samples(draw: st.DrawFn) -> List[Sample]:
+    stamps = sorted(draw(st.sets(INT64, max_size=8)))
+    return [Sample(draw(FLOATS), timestamp_ms=t) for t in stamps]
+
+
+def deltas_for(n: int) -> st.SearchStrategy:
+    return st.lists(st.integers(0, 1000), min_size=n, max_size=n).map(
+        lambda counts: [c - p for c, p in zip(counts, [0, *counts])]
+    )
+
+
+@st.composite
+def histograms(draw: st.DrawFn) -> Histogram:
+    is_float = draw(st.booleans())
+    custom = draw(st.booleans())
+    schema = -53 if custom else draw(st.integers(-4, 8))
+    sides = {}
+    for side in (("positive",) if custom else ("negative", "positive")):
+        lengths = draw(st.lists(st.integers(0, 4), max_size=3))
+        offsets = [draw(st.integers(-5, 5))] + [draw(st.integers(0, 5)) for _ in lengths[1:]]
+        sides[side + "_spans"] = [BucketSpan(o, n) for o, n in zip(offsets, lengths)]
+        total = sum(lengths)
+        if is_float:
+            sides[side + "_counts"] = draw(st.lists(FLOATS, min_size=total, max_size=total))
+        else:
+            sides[side + "_deltas"] = draw(deltas_for(total))
+    return Histogram(
+        count=draw(FLOATS) if is_float else draw(st.integers(0, (1 << 64) - 1)),
+        zero_count=draw(FLOATS) if is_float else draw(st.integers(0, 1 << 40)),
+        sum=draw(FLOATS),
+        schema=schema,
+        zero_threshold=draw(FLOATS),
+        reset_hint=draw(st.sampled_from(ResetHint)),
+        timestamp_ms=draw(INT64),
+        custom_values=draw(st.lists(FLOATS, max_size=4)) if custom else (),
+        **sides,
+    )
+
+
+EXEMPLARS = st.builds(
+    Exemplar,
+    st.dictionaries(LABEL_NAME, st.text(max_size=10), max_size=3),
+    FLOATS,
+    timestamp_ms=INT64,
+)
+METADATA = st.builds(
+    MetricMetadata,
+    st.sampled_from(MetricType),
+    st.text(max_size=20),
+    st.text(max_size=40),
+    st.text(max_size=10),
+)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> WriteRequest:
+    series = [
+        TimeSeries(
+            draw(label_dicts()),
+            draw(samples()),
+            exemplars=draw(st.lists(EXEMPLARS, max_size=2)),
+            histograms=draw(st.lists(histograms(), max_size=2)),
+        )
+        for _ in range(draw(st.integers(0, 5)))
+    ]
+    return WriteRequest(series, draw(st.lists(METADATA, max_size=3)))
+
+
+def test_known_bytes(kernels) -> None:
+    """A hand-checked encoding: labels sorted, fields in order, zero fields left out."""
+    req = WriteRequest([TimeSeries({"job": "a", "__name__": "up"}, [Sample(0.0, timestamp_ms=0), Sample(1.0, timestamp_ms=1000)])])
+    expected = bytes.fromhex(
+        "0a2a"  # timeseries, 42 bytes
+        "0a0e" "0a085f5f6e616d655f5f" "12027570"  # __name__="up"
+        "0a08" "0a036a6f62" "120161"  # job="a"
+        "1200"  # 0.0 @ 0: an empty Sample
+        "120c" "09000000000000f03f" "10e807"  # 1.0 @ 1000
+    )
+    assert encode_with(kernels, req, compress=False) == expected
+    assert to_pb(req).SerializeToString() == expected
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(requests())
+def test_identical_to_official_protobuf(req: WriteRequest) -> None:
+    reference = to_pb(req).SerializeToString()
+    for kernels in BACKENDS:
+        assert encode_with(kernels, req, compress=False) == reference, kernels.name
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(requests())
+def test_round_trip_and_payload(req: WriteRequest) -> None:
+    payloads = {k.name: encode_with(k, req, compress=True) for k in BACKENDS}
+    assert len(set(payloads.values())) == 1, "backends disagree on the compressed payload"
+    raw = encode_with(BACKENDS[0], req, compress=False)
+    assert decode(raw) == req
+    assert decode_payload(next(iter(payloads.values()))) == req
+    # and the official library reads our bytes as the same message
+    assert PB["WriteRequest"].FromString(raw) == to_pb(req)
+
+
+@settings(max_examples=100, deadline=None)
+@given(requests())
+def test_decode_reads_official_bytes(req: WriteRequest) -> None:
+    assert decode(to_pb(req).SerializeToString()) == req
+
+
+def test_decode_skips_unknown_fields() -> None:
+    req = WriteRequest([TimeSeries({"__name__": "x"}, [Sample(2.5, timestamp_ms=7)])])
+    raw = bytearray(to_pb(req).SerializeToString())
+    # unknown varint field 9 at top level, unknown fixed32 field 10, unknown bytes field 11
+    raw += b"\x48\x05" + b"\x55\x01\x02\x03\x04" + b"\x5a\x03abc"
+    assert decode(bytes(raw)) == req
+
+
+def test_special_values_bit_exact(kernels) -> None:
+    values = [math.nan, STALE_NAN, math.inf, -math.inf, -0.0, 0.0, 5e-324]
+    req = WriteRequest([TimeSeries({"__name__": "v"}, [Sample(v, timestamp_ms=i + 1) for i, v in enumerate(values)])])
+    back = decode(encode_with(kernels, req, compress=False)).timeseries[0].samples
+    assert [struct.pack("<d", s.value) for s in back] == [struct.pack("<d", v) for v in values]
+    assert is_stale_nan(back[1].value) and not is_stale_nan(back[0].value)
+
+
+@pytest.mark.parametrize(
+    "labels, problem",
+    [
+        ({}, "no __name__"),
+        ({"job": "x"}, "no __name__"),
+        ({"__name__": "up", "": "x"}, "empty name"),
+        ({"__name__": "up", "job": ""}, "empty value"),
+        ({"__name__": "up", "bad-name": "x"}, "label name 'bad-name' is invalid"),
+        ({"__name__": "up", "é": "x"}, "is invalid"),
+        ({"__name__": "1up"}, "metric name '1up' is invalid"),
+        ([("__name__", "up"), ("job", "a"), ("job", "b")], "duplicate label name 'job'"),
+        ({"__name__": "up", "job": "\ud800"}, "not valid Unicode"),
+        ({"__name__": "up", "job": 5}, "must be str"),
+    ],
+)
+def test_invalid_labels_named(kernels, labels, problem) -> None:
+    good = TimeSeries({"__name__": "ok"}, [Sample(1, timestamp_ms=1)])
+    bad = TimeSeries(labels, [Sample(1, timestamp_ms=1)])
+    with pytest.raises(SeriesError, match=problem) as info:
+        encode_with(kernels, WriteRequest([good, bad]), compress=False)
+    assert info.value.index == 1
+    assert str(info.value).startswith("series 1")
+
+
+def test_samples_out_of_order_named(kernels) -> None:
+    series = [
+        TimeSeries({"__name__": "a"}, [Sample(1, timestamp_ms=5)]),
+        TimeSeries({"__name__": "b", "x": "y"}, [Sample(1, timestamp_ms=5), Sample(2, timestamp_ms=5)]),
+    ]
+    with pytest.raises(SeriesError) as info:
+        encode_with(kernels, WriteRequest(series), compress=False)
+    assert info.value.index == 1
+    assert "b{x='y'}" in str(info.value) and "must increase" in str(info.value)
+
+
+def test_non_series_rejected(kernels) -> None:
+    with pytest.raises(ValueError, match="must be a TimeSeries"):
+        encode_with(kernels, WriteRequest(["nope"]), compress=False)  # type: ignore[list-item]
+    with pytest.raises(SeriesError, match="Sample objects"):
+        encode_with(kernels, WriteRequest([TimeSeries({"__name__": "a"}, [1.0])]), compress=False)  # type: ignore[list-item]
+
+
+def test_label_set_cache_reused(kernels) -> None:
+    labels = LabelSet({"__name__": "up", "job": "a"})
+    first = encode_with(kernels, WriteRequest([TimeSeries(labels, sample=Sample(1, timestamp_ms=1))]), compress=False)
+    assert labels._pb is not None
+    cached = labels._pb
+    again = encode_with(kernels, WriteRequest([TimeSeries(labels, sample=Sample(1, timestamp_ms=1))]), compress=False)
+    assert again == first and labels._pb is cached
+    plain = encode_with(kernels, WriteRequest([TimeSeries({"job": "a", "__name__": "up"}, sample=Sample(1, timestamp_ms=1))]), compress=False)
+    assert plain == first
+
+
+def test_labels_given_as_pairs_and_labels() -> None:
+    a = TimeSeries([Label("job", "x"), Label("__name__", "m")])
+    b = TimeSeries([("__name__", "m"), ("job", "x")])
+    c = TimeSeries({"job": "x", "__name__": "m"})
+    assert a.labels == b.labels == c.labels == (Label("__name__", "m"), Label("job", "x"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_decode_garbage_only_decode_error(data: bytes) -> None:
+    try:
+        decode(data)
+    except DecodeError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests(), st.data())
+def test_decode_mutated_only_decode_error(req: WriteRequest, data: st.DataObject) -> None:
+    raw = bytearray(to_pb(req).SerializeToString())
+    if not raw:
+        return
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    try:
+        decode(bytes(raw[:cut]))
+    except DecodeError:
+        pass
