@@ -1,0 +1,111 @@
+"""A local HTTP server that misbehaves on purpose, for fault tests (loopback only).
+
+Each POST takes the next action from a script; when the script runs out the
+last action repeats. Actions: ``("status", code, body, headers)``,
+``("close",)`` (drop the connection without answering), ``("reset",)`` (TCP
+reset), ``("hang", seconds)`` (answer nothing for a while, then close).
+Every request that arrived is recorded, decoded where it can be.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from promwrite import snappy
+from promwrite.codec import decode
+
+Action = Tuple[Any, ...]
+OK: Action = ("status", 204, "", {})
+
+
+class Arrival:
+    def __init__(self, headers: Dict[str, str], body: bytes) -> None:
+        self.headers = headers
+        self.body = body
+        try:
+            self.request = decode(snappy.decompress(body))
+        except ValueError:
+            self.request = None
+
+
+class FaultyServer:
+    def __init__(self, script: Sequence[Action] = (OK,)) -> None:
+        self.script: List[Action] = list(script)
+        self.arrivals: List[Arrival] = []
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/api/v1/write"
+
+    def _next(self) -> Action:
+        with self._lock:
+            return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+    def _handler(self) -> type:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with server._lock:
+                    server.connections += 1
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with server._lock:
+                    server.arrivals.append(Arrival(dict(self.headers.items()), body))
+                action = server._next()
+                if action[0] == "status":
+                    _, code, text, headers = action
+                    data = text.encode()
+                    self.send_response(code)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                elif action[0] == "close":
+                    self.close_connection = True
+                elif action[0] == "reset":
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                elif action[0] == "hang":
+                    time.sleep(action[1])
+                    self.close_connection = True
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def __enter__(self) -> "FaultyServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening (for connection-refused tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def first_request(server: FaultyServer) -> Optional[Any]:
+    return server.arrivals[0].request if server.arrivals else None
