@@ -13,6 +13,7 @@ ImportError, for deployments that must not silently run slow).
 from __future__ import annotations
 
 import os
+import warnings
 from typing import List, Optional, Protocol, Sequence, Tuple
 
 __all__ = ["Kernels", "available", "kernels", "name"]
@@ -105,6 +106,14 @@ def _choose() -> Kernels:
     native, error = _load_native()
     if native is not None:
         return native
+    if isinstance(error, ModuleNotFoundError) and error.name == "_cffi_backend":
+        warnings.warn(
+            "promwrite's C accelerator is built but cffi is not installed, so the"
+            " slower pure-Python backend runs; `pip install cffi` (or"
+            " promwrite[native]) enables the accelerator",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     if policy == "native":
         raise ImportError(
             "PROMWRITE_BACKEND=native but the C accelerator is not available "
