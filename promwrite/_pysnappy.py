@@ -1,0 +1,292 @@
+"""Snappy block format in pure Python: the python backend's compress/decompress.
+
+Raw block format (not the framed stream format): a varint of the uncompressed
+length, then literal and copy elements (google/snappy format_description.txt).
+
+THE COMPRESSION ALGORITHM (csrc/snappy.c implements the very same; the two
+must emit identical bytes for every input, which tests/test_snappy.py checks):
+
+* The input is cut into blocks of 65536 bytes, compressed independently: a
+  copy never reaches into an earlier block, so offsets are < 65536.
+* Per block, a table maps each 4-byte string to the LAST block position at
+  which it was inserted. It is exact (keyed by the 4 bytes themselves, never a
+  lossy hash), so a hit is always a real 4-byte match and both implementations
+  see the same hits: here a dict keyed by ``src[ip:ip+4]``, in C an
+  open-addressing table keyed by the 32-bit value.
+* Scan: ``ip = next_emit = block start; skip = 32``. While ``ip + 4 <= end``:
+  look up the 4 bytes at ip, then insert ip for them. On a miss,
+  ``ip += skip >> 5; skip += 1`` (the reference's skip heuristic: after 32
+  misses in a row probe every 2nd byte, after 64 every 3rd, ...). On a hit at
+  candidate c: emit the pending literal ``[next_emit, ip)``, extend the match
+  forward as far as it goes (bounded by the block end; it may overlap ip),
+  emit the copy (offset ``ip - c``), then ``ip += length; next_emit = ip;
+  skip = 32`` and, if ``ip + 3 <= end``, insert position ``ip - 1``. At the
+  end emit ``[next_emit, end)`` as a literal.
+* A literal of n bytes: tag ``(n-1) << 2`` for n <= 60, else tag 60..63
+  followed by n-1 in 1..4 little-endian bytes (the fewest that hold it).
+* A copy of length L at offset o is split as the reference does: while
+  L >= 68 emit 64; if L > 64 emit 60; then the rest (4..64). Each piece is a
+  copy-1 (2 bytes) when its length is < 12 and o < 2048, else a copy-2.
+  (copy-4 is never emitted, since offsets stay < 65536, but is decoded.)
+
+Decoding accepts any valid stream and raises errors.SnappyError on anything
+else; the messages are the same as the C backend's (``MESSAGES``).
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+from .errors import SnappyError
+
+__all__ = ["compress", "decompress", "uncompressed_length", "max_compressed_length", "MESSAGES"]
+
+BLOCK_SIZE = 65536
+MAX_INPUT = 0xFFFFFFFF
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+# The error messages of both backends, by the C error code (csrc/snappy.h).
+MESSAGES = {
+    -1: "snappy: bad length header (truncated, over 5 bytes, or over 2**32-1)",
+    -2: "snappy: truncated input",
+    -3: "snappy: copy offset is zero or reaches before the start of the output",
+    -4: "snappy: output would exceed the declared length",
+    -5: "snappy: output is shorter than the declared length",
+    -6: "snappy: declared length is larger than this input can expand to",
+    -7: "snappy: destination buffer too small",
+    -8: "snappy: out of memory",
+    -9: "snappy: input too large (over 2**32-1 bytes)",
+}
+
+
+def _fail(code: int) -> SnappyError:
+    return SnappyError(MESSAGES[code])
+
+
+def too_long(total: int, max_length: int) -> SnappyError:
+    """The error both backends raise when the declared length is over the limit."""
+    return SnappyError(f"snappy: declared length {total} exceeds the limit of {max_length} bytes")
+
+
+def max_compressed_length(n: int) -> int:
+    """Upper bound of compress() output for n input bytes (the reference's)."""
+    return 32 + n + n // 6
+
+
+def max_expansion(n: int) -> int:
+    """Most bytes n bytes of elements can decode to: a copy-2 makes 64 of 3."""
+    return (n // 3) * 64 + (11 if n % 3 == 2 else 0)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def compress(data: Buffer) -> bytes:
+    """Snappy-compress `data` (block format); the exact bytes csrc/snappy.c emits."""
+    src = data if type(data) is bytes else bytes(data)
+    n = len(src)
+    if n > MAX_INPUT:
+        raise _fail(-9)
+    out = bytearray(_varint(n))
+    for start in range(0, n, BLOCK_SIZE):
+        _compress_block(src, start, min(start + BLOCK_SIZE, n), out)
+    return bytes(out)
+
+
+def _compress_block(src: bytes, start: int, end: int, out: bytearray) -> None:
+    # Everything is inlined in one loop: locals are what CPython does fastest.
+    table: dict = {}
+    get = table.get
+    append = out.append
+    from_bytes = int.from_bytes
+    ip = next_emit = start
+    last = end - 4  # last position with 4 bytes left in the block
+    skip = 32
+    while ip <= last:
+        key = src[ip : ip + 4]
+        cand = get(key)
+        table[key] = ip
+        if cand is None:
+            ip += skip >> 5
+            skip += 1
+            continue
+
+        # Literal [next_emit, ip).
+        if ip > next_emit:
+            n = ip - next_emit - 1
+            if n < 60:
+                append(n << 2)
+            elif n < 0x100:
+                append(0xF0)
+                append(n)
+            elif n < 0x10000:
+                append(0xF4)
+                append(n & 0xFF)
+                append(n >> 8)
+            else:  # not reachable with 64 KiB blocks; kept for the format's sake
+                nb = (n.bit_length() + 7) >> 3
+                append((59 + nb) << 2)
+                out += n.to_bytes(nb, "little")
+            out += src[next_emit:ip]
+
+        # Extend the 4-byte match: compare a 64-byte window (then doubling
+        # ones); in the first unequal window the first differing byte is the
+        # top byte of the big-endian XOR.
+        most = end - ip
+        stop = 68 if most > 68 else most
+        a = src[cand + 4 : cand + stop]
+        b = src[ip + 4 : ip + stop]
+        if a != b:
+            length = stop - (((from_bytes(a, "big") ^ from_bytes(b, "big")).bit_length() + 7) >> 3)
+        else:
+            length = stop
+            width = 128
+            while length < most:
+                stop = length + width
+                if stop > most:
+                    stop = most
+                a = src[cand + length : cand + stop]
+                b = src[ip + length : ip + stop]
+                if a != b:
+                    x = from_bytes(a, "big") ^ from_bytes(b, "big")
+                    length = stop - ((x.bit_length() + 7) >> 3)
+                    break
+                length = stop
+                width <<= 1
+
+        # Copy, split like the reference into pieces of 4..64.
+        offset = ip - cand
+        ip += length
+        if length > 64:
+            while length >= 68:
+                append(0xFE)  # copy-2, length 64
+                append(offset & 0xFF)
+                append(offset >> 8)
+                length -= 64
+            if length > 64:
+                append(0xEE)  # copy-2, length 60
+                append(offset & 0xFF)
+                append(offset >> 8)
+                length -= 60
+        if length < 12 and offset < 2048:
+            append(((offset >> 3) & 0xE0) | ((length - 4) << 2) | 1)
+            append(offset & 0xFF)
+        else:
+            append(((length - 1) << 2) | 2)
+            append(offset & 0xFF)
+            append(offset >> 8)
+
+        next_emit = ip
+        skip = 32
+        if ip <= last + 1:
+            table[src[ip - 1 : ip + 3]] = ip - 1
+
+    if next_emit < end:
+        n = end - next_emit - 1
+        if n < 60:
+            append(n << 2)
+        else:
+            nb = (n.bit_length() + 7) >> 3
+            append((59 + nb) << 2)
+            out += n.to_bytes(nb, "little")
+        out += src[next_emit:end]
+
+
+def _header(src: bytes) -> "tuple[int, int]":
+    """(declared length, header size); SnappyError when the varint is bad or
+    declares more than the rest of the input could possibly expand to."""
+    value = 0
+    shift = 0
+    for pos in range(min(5, len(src))):
+        byte = src[pos]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if value > MAX_INPUT:
+                break
+            if value > max_expansion(len(src) - pos - 1):
+                raise _fail(-6)
+            return value, pos + 1
+        shift += 7
+    raise _fail(-1)
+
+
+def uncompressed_length(data: Buffer) -> int:
+    """The length a snappy block declares; SnappyError when the header is bad."""
+    return _header(data if type(data) is bytes else bytes(data))[0]
+
+
+def decompress(data: Buffer, max_length: int) -> bytes:
+    """Decode a snappy block; SnappyError if corrupt, truncated, or over max_length.
+
+    The declared length is checked against what the input could possibly
+    expand to and against `max_length` before any output is allocated.
+    """
+    src = data if type(data) is bytes else bytes(data)
+    total, pos = _header(src)
+    if total > max_length:
+        raise too_long(total, max_length)
+    n = len(src)
+    out = bytearray()
+    have = 0  # len(out)
+    from_bytes = int.from_bytes
+    while pos < n:
+        tag = src[pos]
+        kind = tag & 3
+        if kind == 2:  # copy, 2-byte offset (the most common element)
+            if pos + 3 > n:
+                raise _fail(-2)
+            length = (tag >> 2) + 1
+            offset = src[pos + 1] | (src[pos + 2] << 8)
+            pos += 3
+        elif kind == 0:  # literal
+            length = (tag >> 2) + 1
+            pos += 1
+            if length > 60:
+                nb = length - 60
+                if pos + nb > n:
+                    raise _fail(-2)
+                length = from_bytes(src[pos : pos + nb], "little") + 1
+                pos += nb
+            stop = pos + length
+            if stop > n:
+                raise _fail(-2)
+            have += length
+            if have > total:
+                raise _fail(-4)
+            out += src[pos:stop]
+            pos = stop
+            continue
+        elif kind == 1:  # copy, 1-byte offset
+            if pos + 2 > n:
+                raise _fail(-2)
+            length = ((tag >> 2) & 7) + 4
+            offset = ((tag & 0xE0) << 3) | src[pos + 1]
+            pos += 2
+        else:  # copy, 4-byte offset
+            if pos + 5 > n:
+                raise _fail(-2)
+            length = (tag >> 2) + 1
+            offset = from_bytes(src[pos + 1 : pos + 5], "little")
+            pos += 5
+        if offset == 0 or offset > have:
+            raise _fail(-3)
+        if have + length > total:
+            raise _fail(-4)
+        if length <= offset:
+            begin = have - offset
+            out += out[begin : begin + length]
+        else:  # overlapping: the last `offset` bytes repeat (run-length style)
+            run = out[have - offset :]
+            q, r = divmod(length, offset)
+            out += run * q + run[:r]
+        have += length
+    if have != total:
+        raise _fail(-5)
+    return bytes(out)
