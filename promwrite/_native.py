@@ -1,0 +1,276 @@
+"""The native backend: kernels from the C accelerator (``promwrite._cext``).
+
+Importing this module raises ImportError when the accelerator is not built,
+which makes `_backend` fall back to the pure-Python kernels. Every function
+here gives exactly the bytes and errors of its pure-Python twin.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+from ._cext import ffi, lib
+from ._pysnappy import too_long
+from .errors import SnappyError
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+# ---------------------------------------------------------------- snappy ---
+# csrc/snappy.c; twin of promwrite/_pysnappy.py.
+
+_uninitialized = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def _snappy_source(data: Buffer):  # -> cdata uint8_t[]
+    try:
+        return ffi.from_buffer("uint8_t[]", data)
+    except (TypeError, ValueError, BufferError):  # e.g. a non-contiguous memoryview
+        return ffi.from_buffer("uint8_t[]", bytes(data))
+
+
+def _snappy_error(code: int) -> SnappyError:
+    return SnappyError(ffi.string(lib.pw_snappy_strerror(code)).decode())
+
+
+def compress(data: Buffer) -> bytes:
+    """Snappy-compress `data` (block format) in C; the bytes _pysnappy emits."""
+    src = _snappy_source(data)
+    n = len(src)
+    bound = lib.pw_snappy_max_compressed_length(n)
+    if bound == 0:
+        raise _snappy_error(lib.PW_SNAPPY_ETOOBIG)
+    dst = _uninitialized("uint8_t[]", bound)
+    written = lib.pw_snappy_compress(src, n, dst)
+    if written == 0:
+        raise MemoryError(ffi.string(lib.pw_snappy_strerror(lib.PW_SNAPPY_ENOMEM)).decode())
+    return ffi.buffer(dst, written)[:]
+
+
+def decompress(data: Buffer, max_length: int) -> bytes:
+    """Decode a snappy block in C; SnappyError if corrupt, truncated, or over max_length."""
+    src = _snappy_source(data)
+    n = len(src)
+    declared = ffi.new("uint64_t *")
+    rc = lib.pw_snappy_uncompressed_length(src, n, declared)
+    if rc != 0:
+        raise _snappy_error(rc)
+    total = declared[0]
+    if total > max_length:
+        raise too_long(total, max_length)
+    if total == 0:
+        dst = ffi.NULL
+    else:
+        dst = _uninitialized("uint8_t[]", total)
+    rc = lib.pw_snappy_decompress(src, n, dst, total)
+    if rc != 0:
+        raise _snappy_error(rc)
+    return ffi.buffer(dst, total)[:] if total else b""
+
+
+# -------------------------------------------------------------- protobuf ---
+# csrc/pbenc.c; twins of encode_label_sets / encode_request in _pyproto.py.
+# The wrappers cross into C once per call, after a few bulk conversions (join,
+# array, from_buffer). Whatever C does not take (a broken label set, odd
+# arguments) goes to the Python kernel, which raises its exact error.
+#
+# Memory: each thread lends C a scratch bytearray, grown to what the last
+# call wanted (up to _SCRATCH_MAX), so that big requests do not fault in fresh
+# pages on every call; results are copied out of it into new bytes.
+
+import threading as _threading  # noqa: E402
+from array import array as _array  # noqa: E402
+from struct import Struct as _Struct  # noqa: E402
+from typing import List as _List, Sequence as _Sequence  # noqa: E402
+
+from . import _pyproto  # noqa: E402
+from .errors import SeriesError  # noqa: E402
+
+_SCRATCH_MAX = 16 << 20  # bytes of scratch a thread may keep between calls
+
+_pb_encode_label_sets = lib.pw_encode_label_sets
+_pb_encode_label_columns = lib.pw_encode_label_columns
+_pb_encode_request = lib.pw_encode_request
+_pb_free = lib.pw_pb_free
+_new = ffi.new
+_from_buffer = ffi.from_buffer
+_buffer = ffi.buffer
+_NULL = ffi.NULL
+_PB_ESPLIT = lib.PW_PB_ESPLIT
+_PB_EORDER = lib.PW_PB_EORDER
+_PB_ETOOBIG = lib.PW_PB_ETOOBIG
+_PB_ENOMEM = lib.PW_PB_ENOMEM
+_LEN = lib.PW_PB_LEN
+_FMT_LEN = lib.PW_PB_FMT_LEN
+_ERR_SERIES = lib.PW_PB_ERR_SERIES
+_ERR_SAMPLE = lib.PW_PB_ERR_SAMPLE
+_WANTED = lib.PW_PB_WANTED
+_OWNED = lib.PW_PB_OWNED
+_INFO = f"size_t[{lib.PW_PB_INFO_LEN}]"
+_NO_SCRATCH = (_NULL, 0)
+_local = _threading.local()
+_snappy_compress = compress  # encode_request's parameter `compress` hides it
+
+
+def _take_scratch():  # -> (cdata uint8_t[] or NULL, its length)
+    """This thread's scratch, marked in use (a nested call, e.g. from a signal handler, gets none)."""
+    local = _local
+    scratch = getattr(local, "scratch", _NO_SCRATCH)
+    local.scratch = _NO_SCRATCH
+    return scratch
+
+
+def _give_back(scratch, wanted: int) -> None:
+    if scratch[1] < wanted <= _SCRATCH_MAX:
+        wanted += wanted >> 3  # some room for a slightly bigger request next time
+        scratch = (_from_buffer("uint8_t[]", bytearray(wanted)), wanted)
+    _local.scratch = scratch
+
+
+def _int64s(seq: _Sequence[int]):  # -> cdata int64_t[]; OverflowError/TypeError unless all in [0, 2**63)
+    return _from_buffer("int64_t[]", _array("Q", seq))  # 'Q' converts faster than 'q'; C rejects >= 2**63
+
+
+def _cut(out, info) -> _List[bytes]:
+    """The per-set bytes of a label kernel's result (then freed if it was malloc'd)."""
+    p = out[0]
+    n = info[_LEN]
+    try:
+        return list(_Struct(_buffer(p + n, info[_FMT_LEN])[:]).unpack_from(_buffer(p, n)))
+    finally:
+        if info[_OWNED]:
+            _pb_free(p)
+
+
+def encode_label_sets(strings: _List[str], counts: _Sequence[int]) -> _List[bytes]:
+    """Encoded, sorted, validated label fields per set, in C (see `_backend.Kernels`)."""
+    try:
+        text = "\0".join(strings).encode("utf-8")  # C cuts it at the NULs
+        cnt = _int64s(counts)
+    except (TypeError, ValueError, OverflowError):  # a non-str, a surrogate, an odd count
+        return _pyproto.encode_label_sets(strings, counts)
+    out = _new("uint8_t **")
+    info = _new(_INFO)
+    n_strings = len(strings)
+    scratch = _take_scratch()
+    try:
+        rc = _pb_encode_label_sets(text, len(text), _NULL, n_strings, cnt, len(counts), *scratch, out, info)
+        if rc == _PB_ESPLIT:  # a string holds "\0": C counts code points instead
+            text = "".join(strings).encode("utf-8")
+            lengths = _int64s(list(map(len, strings)))
+            rc = _pb_encode_label_sets(text, len(text), lengths, n_strings, cnt, len(counts), *scratch, out, info)
+        if rc:
+            if rc == _PB_ENOMEM:
+                raise MemoryError("promwrite: out of memory encoding labels")
+            return _pyproto.encode_label_sets(strings, counts)  # raises its SeriesError
+        return _cut(out, info)
+    finally:
+        _give_back(scratch, info[_WANTED])
+
+
+def encode_label_columns(names: _List[str], values: _List[str], counts: _Sequence[int]) -> _List[bytes]:
+    """`encode_label_sets` of the labels (names[k], values[k]), given as two lists.
+
+    Not (yet) a `Kernels` method: a proposal for the codec, which can gather
+    names and values of dict labels without building (name, value) tuples
+    (``[k for d in dicts for k in d]``, ``[v for d in dicts for v in d.values()]``).
+    Same bytes and errors as encode_label_sets on the interleaved list.
+    """
+    if len(names) != len(values):
+        raise ValueError(f"{len(names)} label names but {len(values)} values")
+    try:
+        ntext = "\0".join(names).encode("utf-8")
+        vtext = "\0".join(values).encode("utf-8")
+        cnt = _int64s(counts)
+    except (TypeError, ValueError, OverflowError):
+        return encode_label_sets([x for pair in zip(names, values) for x in pair], counts)
+    out = _new("uint8_t **")
+    info = _new(_INFO)
+    scratch = _take_scratch()
+    try:
+        rc = _pb_encode_label_columns(
+            ntext, len(ntext), vtext, len(vtext), len(names), cnt, len(counts), *scratch, out, info
+        )
+        if rc == 0:
+            return _cut(out, info)
+        if rc == _PB_ENOMEM:
+            raise MemoryError("promwrite: out of memory encoding labels")
+    finally:
+        _give_back(scratch, info[_WANTED])
+    # a "\0" in a string, a broken set: the interleaved kernel takes it (or words the error)
+    return encode_label_sets([x for pair in zip(names, values) for x in pair], counts)
+
+
+def encode_request(
+    labels: _Sequence[bytes],
+    counts: _Sequence[int],
+    values: _Sequence[float],
+    timestamps: _Sequence[int],
+    extras: _Sequence[bytes],
+    metadata: bytes,
+    compress: bool,
+) -> bytes:
+    """A serialized (and maybe compressed) prometheus.WriteRequest, in C (see `_backend.Kernels`)."""
+    n = len(labels)
+    try:
+        if len(counts) != n or len(extras) != n:
+            raise ValueError("lengths differ")
+        ltext = b"".join(labels)
+        llens = _int64s(list(map(len, labels)))
+        etext = b"".join(extras)
+        elens = _int64s(list(map(len, extras))) if etext else _NULL
+        cnt = _int64s(counts)
+        if type(values) is not _array or values.typecode != "d":
+            values = _array("d", values)
+        if type(timestamps) is not _array or timestamps.typecode != "q":
+            timestamps = _array("q", timestamps)
+        vals = _from_buffer(values)
+        stamps = _from_buffer(timestamps)
+        meta = _from_buffer(metadata)
+    except (TypeError, ValueError, OverflowError):  # whatever C does not take, Python words
+        return _pyproto.encode_request(labels, counts, values, timestamps, extras, metadata, compress)
+    out = _new("uint8_t **")
+    info = _new(_INFO)
+    scratch = _take_scratch()
+    try:
+        rc = _pb_encode_request(
+            ltext, len(ltext), llens, cnt, n, vals, len(values), stamps, len(timestamps),
+            etext, len(etext), elens, meta, len(meta), 1 if compress else 0, *scratch, out, info,
+        )  # fmt: skip
+        if rc:
+            if rc == _PB_EORDER:
+                j = info[_ERR_SAMPLE]
+                problem = f"sample timestamps must increase: {timestamps[j]} comes after {timestamps[j - 1]}"
+                raise SeriesError(info[_ERR_SERIES], problem)
+            if rc == _PB_ENOMEM:
+                raise MemoryError("promwrite: out of memory encoding a request")
+            if rc == _PB_ETOOBIG and compress:  # over snappy's limit: its own error
+                raw = encode_request(labels, counts, values, timestamps, extras, metadata, False)
+                return _snappy_compress(raw)
+            return _pyproto.encode_request(labels, counts, values, timestamps, extras, metadata, compress)
+        p = out[0]
+        try:
+            return _buffer(p, info[_LEN])[:]
+        finally:
+            if info[_OWNED]:
+                _pb_free(p)
+    finally:
+        _give_back(scratch, info[_WANTED])
+
+
+# --------------------------------------------------------------- KERNELS ---
+
+
+class _NativeKernels:
+    """The C backend's kernels (see `_backend.Kernels`)."""
+
+    name = "native"
+    compress = staticmethod(compress)
+    decompress = staticmethod(decompress)
+    encode_label_sets = staticmethod(encode_label_sets)
+    encode_request = staticmethod(encode_request)
+
+    def __repr__(self) -> str:
+        return "<promwrite backend 'native'>"
+
+
+KERNELS = _NativeKernels()
