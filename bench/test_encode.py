@@ -4,8 +4,11 @@ Workloads (deterministic, node-exporter / kube-state-metrics-like label sets fro
 `promwrite.demo`: `__name__` plus 8 labels, values 5-40 characters, some unicode):
   W1 fresh:  10,000 series x 1 sample, labels given as dicts;
   W2 batch:  1,000 series x 100 samples;
-  W3 steady: the W1 series re-sent 20 times with new values. promwrite keeps a
-             LabelSet per series (built once, outside the timing); protobuf
+  W3 steady: the W1 series re-sent 20 times with new values. promwrite keeps
+             the series in a SeriesSet (labels encoded once, outside the timing)
+             and builds each request from the 10,000 new values; a second
+             promwrite contender keeps a LabelSet per series and builds
+             TimeSeries/Sample objects per write; protobuf
              builds its messages per write as a client building requests from
              its data does, and, as a second protobuf contender, keeps one
              message tree and only overwrites the sample fields.
@@ -23,7 +26,7 @@ import cramjam
 import pytest
 
 from promwrite import _backend
-from promwrite.codec import encode_with
+from promwrite.codec import SeriesSet, encode_with
 from promwrite.demo import node_exporter_labels
 from promwrite.model import LabelSet, Sample, TimeSeries, WriteRequest
 from tests.prompb_ref import PB
@@ -32,17 +35,17 @@ Series = Tuple[Dict[str, str], List[Tuple[float, int]]]
 START = 1_700_000_000_000
 
 
-def workload(n_series: int, n_samples: int, seed: int) -> List[Series]:
+def workload(n_series: int, n_samples: int, seed: int, start: int = START) -> List[Series]:
     rng = random.Random(seed)
     return [
-        (labels, [(rng.random() * 1e9, START + j * 15_000) for j in range(n_samples)])
+        (labels, [(rng.random() * 1e9, start + j * 15_000) for j in range(n_samples)])
         for labels in node_exporter_labels(n_series)
     ]
 
 
 W1 = workload(10_000, 1, 1)
 W2 = workload(1_000, 100, 2)
-W3_ROUNDS = [workload(10_000, 1, 100 + r) for r in range(20)]
+W3_ROUNDS = [workload(10_000, 1, 100 + r, START + r * 15_000) for r in range(20)]
 
 
 def pb_request(data: List[Series]) -> Any:
@@ -61,6 +64,18 @@ def protobuf_cramjam(data: List[Series]) -> bytes:
 
 
 def promwrite_fresh(kernels: Any) -> Callable[[List[Series]], bytes]:
+    """Samples as the (value, timestamp_ms) pairs the data already is (promwrite takes them as they are)."""
+
+    def run(data: List[Series]) -> bytes:
+        series = [TimeSeries(labels, samples) for labels, samples in data]
+        return encode_with(kernels, WriteRequest(series), compress=True)
+
+    return run
+
+
+def promwrite_fresh_objects(kernels: Any) -> Callable[[List[Series]], bytes]:
+    """The same with a Sample object made for every sample."""
+
     def run(data: List[Series]) -> bytes:
         series = [TimeSeries(labels, [Sample(v, timestamp_ms=t) for v, t in samples]) for labels, samples in data]
         return encode_with(kernels, WriteRequest(series), compress=True)
@@ -80,6 +95,7 @@ def check(wire: bytes, data: List[Series]) -> None:
 CONTENDERS: Dict[str, Callable[[], Callable[[List[Series]], bytes]]] = {
     "protobuf+cramjam": lambda: protobuf_cramjam,
     **{f"promwrite {k.name}": (lambda k=k: promwrite_fresh(k)) for k in _backend.available()},
+    **{f"promwrite {k.name} (Sample objects)": (lambda k=k: promwrite_fresh_objects(k)) for k in _backend.available()},
 }
 
 
@@ -98,16 +114,24 @@ def test_batch(benchmark: Any, contender: str, name: str, data: List[Series]) ->
     benchmark.pedantic(run, args=(data,), rounds=7 if "python" in contender else 15, warmup_rounds=1)
 
 
-def steady_promwrite(kernels: Any) -> Callable[[], List[bytes]]:
+def steady_series_set(kernels: Any) -> Callable[[], List[bytes]]:
+    series = SeriesSet(labels for labels, _ in W3_ROUNDS[0])
+
+    def run() -> List[bytes]:
+        return [
+            encode_with(kernels, series.request([s[0][0] for _, s in data], timestamp_ms=data[0][1][0][1]), compress=True)
+            for data in W3_ROUNDS
+        ]
+
+    return run
+
+
+def steady_label_sets(kernels: Any) -> Callable[[], List[bytes]]:
     handles = [LabelSet(labels) for labels, _ in W3_ROUNDS[0]]
 
     def run() -> List[bytes]:
         return [
-            encode_with(
-                kernels,
-                WriteRequest([TimeSeries(h, [Sample(v, timestamp_ms=t) for v, t in s]) for h, (_, s) in zip(handles, data)]),
-                compress=True,
-            )
+            encode_with(kernels, WriteRequest([TimeSeries(h, s) for h, (_, s) in zip(handles, data)]), compress=True)
             for data in W3_ROUNDS
         ]
 
@@ -128,7 +152,8 @@ def steady_protobuf_reused() -> List[bytes]:
 STEADY: Dict[str, Callable[[], Callable[[], List[bytes]]]] = {
     "protobuf+cramjam": lambda: lambda: [protobuf_cramjam(d) for d in W3_ROUNDS],
     "protobuf+cramjam (reused messages)": lambda: steady_protobuf_reused,
-    **{f"promwrite {k.name}": (lambda k=k: steady_promwrite(k)) for k in _backend.available()},
+    **{f"promwrite {k.name} (SeriesSet)": (lambda k=k: steady_series_set(k)) for k in _backend.available()},
+    **{f"promwrite {k.name} (LabelSet per series)": (lambda k=k: steady_label_sets(k)) for k in _backend.available()},
 }
 
 

@@ -13,7 +13,7 @@ from . import _backend
 from ._version import __version__
 from .auth import BasicAuth, BearerAuth
 from .client import Client, WriteResponse
-from .codec import decode, encode
+from .codec import SeriesSet, decode, encode
 from .errors import (
     ConnectError,
     DecodeError,
@@ -60,6 +60,7 @@ __all__ = [
     "ResetHint",
     "Sample",
     "SeriesError",
+    "SeriesSet",
     "SnappyError",
     "TimeSeries",
     "TimeoutError",

@@ -22,31 +22,32 @@ __all__ = ["Kernels", "available", "kernels", "name"]
 class Kernels(Protocol):
     """What a backend provides. Every function is bulk: one call per request.
 
-    encode_label_sets(strings, counts) -> list of bytes
-        `strings` is the flat list [name0, value0, name1, value1, ...] of all
-        label sets in a request, `counts[i]` the number of labels of set i.
-        Returns, per set, the encoded ``repeated Label labels = 1`` fields of a
-        prometheus.TimeSeries (each label ``0x0a len <name field><value field>``,
-        a field left out when its string is empty, as protobuf does), with the
-        labels sorted by name (by code point, which is UTF-8 byte order).
-        Raises errors.SeriesError(i, problem) for the first set i that is invalid: a name or value
-        not a str or not encodable as UTF-8, an empty name, a name not matching
+    encode_labels(names, values, counts) -> list of bytes
+        `names` and `values` are the flat lists of all labels of a request's
+        label sets, `counts[i]` the number of labels of set i (label k is
+        (names[k], values[k])). Returns, per set, the encoded ``repeated Label
+        labels = 1`` fields of a prometheus.TimeSeries (each label ``0x0a len
+        <name field><value field>``), with the labels sorted by name (by code
+        point, which is UTF-8 byte order). Raises errors.SeriesError(i,
+        problem) for the first set i that is invalid: a name or value not a
+        str or not encodable as UTF-8, an empty name, a name not matching
         ``[a-zA-Z_][a-zA-Z0-9_]*``, a duplicate name, an empty value, no
         ``__name__``, a ``__name__`` value not matching
-        ``[a-zA-Z_:][a-zA-Z0-9_:]*``. (A native backend may re-run the
-        Python kernel to word the error, so both say the same.)
+        ``[a-zA-Z_:][a-zA-Z0-9_:]*``. (The native backend re-runs the Python
+        kernel to word the error, so both say the same.)
 
-    encode_request(labels, counts, values, timestamps, extras, metadata,
-                   compress) -> bytes
-        The serialized prometheus.WriteRequest of len(labels) series. Series i
-        has the label fields labels[i] (from encode_label_sets), counts[i]
-        samples taken in order from the packed arrays `values` (array 'd') and
-        `timestamps` (array 'q'), then extras[i] appended verbatim (already
-        encoded exemplar and histogram fields, b"" when none). `metadata` is
-        appended verbatim after all series (encoded WriteRequest field 3
+    encode_request(label_text, label_lengths, counts, values, timestamps,
+                   extras, metadata, compress) -> bytes
+        The serialized prometheus.WriteRequest of len(label_lengths) series.
+        Series i has the next label_lengths[i] bytes of `label_text` as its
+        label fields (from encode_labels), counts[i] samples taken in order
+        from the packed arrays `values` (array 'd') and `timestamps` (array
+        'q'), then extras[i] appended verbatim (already encoded exemplar and
+        histogram fields; `extras` is None when no series has any). `metadata`
+        is appended verbatim after all series (encoded WriteRequest field 3
         entries). Raises errors.SeriesError(i, problem) when the timestamps of
-        series i are not strictly increasing. With `compress` true the result is
-        snappy-compressed (block format) as `compress` below would do it.
+        series i are not strictly increasing. With `compress` true the result
+        is snappy-compressed (block format) as `compress` below would do it.
 
     compress(data) -> bytes, decompress(data, max_length) -> bytes
         Snappy block format. decompress raises errors.SnappyError (a
@@ -56,15 +57,16 @@ class Kernels(Protocol):
 
     name: str
 
-    def encode_label_sets(self, strings: List[str], counts: Sequence[int]) -> List[bytes]: ...
+    def encode_labels(self, names: Sequence[str], values: Sequence[str], counts: Sequence[int]) -> List[bytes]: ...
 
     def encode_request(
         self,
-        labels: Sequence[bytes],
+        label_text: bytes,
+        label_lengths: Sequence[int],
         counts: Sequence[int],
         values: Sequence[float],
         timestamps: Sequence[int],
-        extras: Sequence[bytes],
+        extras: Optional[Sequence[bytes]],
         metadata: bytes,
         compress: bool,
     ) -> bytes: ...

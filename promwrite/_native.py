@@ -80,7 +80,7 @@ def decompress(data: Buffer, max_length: int) -> bytes:
 import threading as _threading  # noqa: E402
 from array import array as _array  # noqa: E402
 from struct import Struct as _Struct  # noqa: E402
-from typing import List as _List, Sequence as _Sequence  # noqa: E402
+from typing import List as _List, Optional as _Optional, Sequence as _Sequence  # noqa: E402
 
 from . import _pyproto  # noqa: E402
 from .errors import SeriesError  # noqa: E402
@@ -127,6 +127,8 @@ def _give_back(scratch, wanted: int) -> None:
 
 
 def _int64s(seq: _Sequence[int]):  # -> cdata int64_t[]; OverflowError/TypeError unless all in [0, 2**63)
+    if type(seq) is _array and seq.typecode == "q":  # already packed (C rejects negatives)
+        return _from_buffer("int64_t[]", seq)
     return _from_buffer("int64_t[]", _array("Q", seq))  # 'Q' converts faster than 'q'; C rejects >= 2**63
 
 
@@ -141,48 +143,44 @@ def _cut(out, info) -> _List[bytes]:
             _pb_free(p)
 
 
-def encode_label_sets(strings: _List[str], counts: _Sequence[int]) -> _List[bytes]:
-    """Encoded, sorted, validated label fields per set, in C (see `_backend.Kernels`)."""
+def _encode_interleaved(names: _List[str], values: _List[str], counts: _Sequence[int]) -> _List[bytes]:
+    """`encode_labels` for strings that hold "\\0": C splits them by code-point lengths."""
+    strings = [x for pair in zip(names, values) for x in pair]
     try:
-        text = "\0".join(strings).encode("utf-8")  # C cuts it at the NULs
+        text = "".join(strings).encode("utf-8")
+        lengths = _int64s(list(map(len, strings)))
         cnt = _int64s(counts)
     except (TypeError, ValueError, OverflowError):  # a non-str, a surrogate, an odd count
-        return _pyproto.encode_label_sets(strings, counts)
+        return _pyproto.encode_labels(names, values, counts)
     out = _new("uint8_t **")
     info = _new(_INFO)
-    n_strings = len(strings)
     scratch = _take_scratch()
     try:
-        rc = _pb_encode_label_sets(text, len(text), _NULL, n_strings, cnt, len(counts), *scratch, out, info)
-        if rc == _PB_ESPLIT:  # a string holds "\0": C counts code points instead
-            text = "".join(strings).encode("utf-8")
-            lengths = _int64s(list(map(len, strings)))
-            rc = _pb_encode_label_sets(text, len(text), lengths, n_strings, cnt, len(counts), *scratch, out, info)
-        if rc:
-            if rc == _PB_ENOMEM:
-                raise MemoryError("promwrite: out of memory encoding labels")
-            return _pyproto.encode_label_sets(strings, counts)  # raises its SeriesError
-        return _cut(out, info)
+        rc = _pb_encode_label_sets(text, len(text), lengths, len(strings), cnt, len(counts), *scratch, out, info)
+        if rc == 0:
+            return _cut(out, info)
+        if rc == _PB_ENOMEM:
+            raise MemoryError("promwrite: out of memory encoding labels")
     finally:
         _give_back(scratch, info[_WANTED])
+    return _pyproto.encode_labels(names, values, counts)  # raises its SeriesError
 
 
-def encode_label_columns(names: _List[str], values: _List[str], counts: _Sequence[int]) -> _List[bytes]:
-    """`encode_label_sets` of the labels (names[k], values[k]), given as two lists.
+def encode_labels(names: _List[str], values: _List[str], counts: _Sequence[int]) -> _List[bytes]:
+    """Encoded, sorted, validated label fields per set, in C (see `_backend.Kernels`).
 
-    Not (yet) a `Kernels` method: a proposal for the codec, which can gather
-    names and values of dict labels without building (name, value) tuples
-    (``[k for d in dicts for k in d]``, ``[v for d in dicts for v in d.values()]``).
-    Same bytes and errors as encode_label_sets on the interleaved list.
+    Names and values cross as two "\\0"-joined texts; a string holding "\\0"
+    goes the slower way of code-point lengths, and whatever C refuses goes to
+    the Python kernel, which words the error.
     """
     if len(names) != len(values):
-        raise ValueError(f"{len(names)} label names but {len(values)} values")
+        return _pyproto.encode_labels(names, values, counts)  # raises its ValueError
     try:
         ntext = "\0".join(names).encode("utf-8")
         vtext = "\0".join(values).encode("utf-8")
         cnt = _int64s(counts)
     except (TypeError, ValueError, OverflowError):
-        return encode_label_sets([x for pair in zip(names, values) for x in pair], counts)
+        return _pyproto.encode_labels(names, values, counts)
     out = _new("uint8_t **")
     info = _new(_INFO)
     scratch = _take_scratch()
@@ -196,27 +194,28 @@ def encode_label_columns(names: _List[str], values: _List[str], counts: _Sequenc
             raise MemoryError("promwrite: out of memory encoding labels")
     finally:
         _give_back(scratch, info[_WANTED])
-    # a "\0" in a string, a broken set: the interleaved kernel takes it (or words the error)
-    return encode_label_sets([x for pair in zip(names, values) for x in pair], counts)
+    return _encode_interleaved(names, values, counts)
 
 
 def encode_request(
-    labels: _Sequence[bytes],
+    label_text: bytes,
+    label_lengths: _Sequence[int],
     counts: _Sequence[int],
     values: _Sequence[float],
     timestamps: _Sequence[int],
-    extras: _Sequence[bytes],
+    extras: _Optional[_Sequence[bytes]],
     metadata: bytes,
     compress: bool,
 ) -> bytes:
     """A serialized (and maybe compressed) prometheus.WriteRequest, in C (see `_backend.Kernels`)."""
-    n = len(labels)
+    args = (label_text, label_lengths, counts, values, timestamps, extras, metadata, compress)
+    n = len(label_lengths)
     try:
-        if len(counts) != n or len(extras) != n:
+        if len(counts) != n or (extras is not None and len(extras) != n):
             raise ValueError("lengths differ")
-        ltext = b"".join(labels)
-        llens = _int64s(list(map(len, labels)))
-        etext = b"".join(extras)
+        llens = _int64s(label_lengths)
+        ltext = label_text if type(label_text) is bytes else _from_buffer("uint8_t[]", label_text)
+        etext = b"".join(extras) if extras is not None else b""
         elens = _int64s(list(map(len, extras))) if etext else _NULL
         cnt = _int64s(counts)
         if type(values) is not _array or values.typecode != "d":
@@ -227,13 +226,13 @@ def encode_request(
         stamps = _from_buffer(timestamps)
         meta = _from_buffer(metadata)
     except (TypeError, ValueError, OverflowError):  # whatever C does not take, Python words
-        return _pyproto.encode_request(labels, counts, values, timestamps, extras, metadata, compress)
+        return _pyproto.encode_request(*args)
     out = _new("uint8_t **")
     info = _new(_INFO)
     scratch = _take_scratch()
     try:
         rc = _pb_encode_request(
-            ltext, len(ltext), llens, cnt, n, vals, len(values), stamps, len(timestamps),
+            ltext, len(label_text), llens, cnt, n, vals, len(values), stamps, len(timestamps),
             etext, len(etext), elens, meta, len(meta), 1 if compress else 0, *scratch, out, info,
         )  # fmt: skip
         if rc:
@@ -244,9 +243,8 @@ def encode_request(
             if rc == _PB_ENOMEM:
                 raise MemoryError("promwrite: out of memory encoding a request")
             if rc == _PB_ETOOBIG and compress:  # over snappy's limit: its own error
-                raw = encode_request(labels, counts, values, timestamps, extras, metadata, False)
-                return _snappy_compress(raw)
-            return _pyproto.encode_request(labels, counts, values, timestamps, extras, metadata, compress)
+                return _snappy_compress(encode_request(*args[:-1], False))
+            return _pyproto.encode_request(*args)
         p = out[0]
         try:
             return _buffer(p, info[_LEN])[:]
@@ -266,7 +264,7 @@ class _NativeKernels:
     name = "native"
     compress = staticmethod(compress)
     decompress = staticmethod(decompress)
-    encode_label_sets = staticmethod(encode_label_sets)
+    encode_labels = staticmethod(encode_labels)
     encode_request = staticmethod(encode_request)
 
     def __repr__(self) -> str:

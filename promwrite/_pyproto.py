@@ -4,14 +4,14 @@ Field order and zero-skipping follow what the official protobuf library emits
 for proto3 (fields in number order; a scalar equal to zero, by bits for
 doubles, is left out; repeated numbers packed), so the bytes are identical.
 The native backend (`_native`) must match these functions byte for byte, and
-words its errors by calling `encode_label_sets` here.
+words its errors by calling `encode_labels` here.
 """
 
 from __future__ import annotations
 
 import re
 import struct
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from . import _pysnappy
 from .errors import SeriesError
@@ -105,17 +105,20 @@ def _label_set_problem(pairs: List[tuple]) -> str:
     return ""
 
 
-def encode_label_sets(strings: List[str], counts: Sequence[int]) -> List[bytes]:
+def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[int]) -> List[bytes]:
     """Encoded, sorted, validated label fields per set (see `_backend.Kernels`)."""
+    if len(names) != len(values) or sum(counts) != len(names):
+        raise ValueError(f"{len(names)} names, {len(values)} values, counts adding up to {sum(counts)}")
     out = []
     pos = 0
     for index, count in enumerate(counts):
-        flat = strings[pos : pos + 2 * count]
-        pos += 2 * count
-        for text in flat:
+        set_names = names[pos : pos + count]
+        set_values = values[pos : pos + count]
+        pos += count
+        for text in (*set_names, *set_values):
             if not isinstance(text, str):
                 raise SeriesError(index, f"label names and values must be str, not {type(text).__name__}")
-        pairs = sorted(zip(flat[0::2], flat[1::2]))
+        pairs = sorted(zip(set_names, set_values))
         problem = _label_set_problem(pairs)
         if problem:
             raise SeriesError(index, problem)
@@ -131,20 +134,27 @@ def encode_label_sets(strings: List[str], counts: Sequence[int]) -> List[bytes]:
 
 
 def encode_request(
-    labels: Sequence[bytes],
+    label_text: bytes,
+    label_lengths: Sequence[int],
     counts: Sequence[int],
     values: Sequence[float],
     timestamps: Sequence[int],
-    extras: Sequence[bytes],
+    extras: Optional[Sequence[bytes]],
     metadata: bytes,
     compress: bool,
 ) -> bytes:
     """A serialized prometheus.WriteRequest from flat parts (see `_backend.Kernels`)."""
+    if sum(label_lengths) != len(label_text) or len(counts) != len(label_lengths):
+        raise ValueError("label_lengths must cover label_text, one length per series")
+    if sum(counts) > min(len(values), len(timestamps)):
+        raise ValueError("the sample counts add up to more values or timestamps than given")
     pack = _DOUBLE.pack
     parts = []
     pos = 0
-    for index, label_fields in enumerate(labels):
-        body = [label_fields]
+    start = 0
+    for index, length in enumerate(label_lengths):
+        body = [label_text[start : start + length]]
+        start += length
         prev = None
         for j in range(pos, pos + counts[index]):
             ts = timestamps[j]
@@ -159,7 +169,8 @@ def encode_request(
             )
             body.append(b"\x12" + _SMALL[len(sample)] + sample)
         pos += counts[index]
-        body.append(extras[index])
+        if extras is not None:
+            body.append(extras[index])
         series = b"".join(body)
         parts.append(b"\x0a" + varint(len(series)) + series)
     parts.append(metadata)
@@ -171,7 +182,7 @@ class _PythonKernels:
     """The pure-Python backend's kernels (see `_backend.Kernels`)."""
 
     name = "python"
-    encode_label_sets = staticmethod(encode_label_sets)
+    encode_labels = staticmethod(encode_labels)
     encode_request = staticmethod(encode_request)
     compress = staticmethod(_pysnappy.compress)
     decompress = staticmethod(_pysnappy.decompress)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import struct
 from array import array
-from typing import Callable, Iterator, List, Optional, Tuple
+from itertools import chain
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from . import _backend
 from ._backend import Kernels
@@ -32,18 +33,23 @@ from .model import (
     Exemplar,
     Histogram,
     Label,
+    Labels,
     LabelSet,
     MetricMetadata,
     MetricType,
     ResetHint,
     Sample,
+    Time,
     TimeSeries,
     WriteRequest,
     format_labels,
     label_pairs,
+    to_ms,
+    INT64_MAX,
+    INT64_MIN,
 )
 
-__all__ = ["decode", "encode", "encode_payload"]
+__all__ = ["SeriesSet", "decode", "decode_payload", "encode", "encode_payload"]
 
 
 def encode(request: WriteRequest) -> bytes:
@@ -58,59 +64,86 @@ def encode_payload(request: WriteRequest) -> bytes:
 
 def encode_with(kernels: Kernels, request: WriteRequest, compress: bool) -> bytes:
     """`encode`/`encode_payload` with the given backend (tests run each backend)."""
+    metadata = b"".join(_metadata(m) for m in request.metadata)
+    columns = request._columns
+    if isinstance(columns, _Columns):
+        owner = columns.owner
+        return kernels.encode_request(
+            owner._text, owner._lengths, owner._ones, columns.values, columns.stamps, None, metadata, compress
+        )
     series = request.timeseries
     label_fields = _label_fields(kernels, series)
     try:
-        counts = [len(ts.samples) for ts in series]
-        values = array("d", [s.value for ts in series for s in ts.samples])
-        stamps = array("q", [s.timestamp_ms for ts in series for s in ts.samples])
-    except (AttributeError, TypeError, OverflowError):
+        per_series = [ts.samples for ts in series]
+        counts = list(map(len, per_series))
+        flat = list(chain.from_iterable(per_series))
+        values = array("d", [s[0] for s in flat])
+        stamps = array("q", [s[1] for s in flat])
+    except (AttributeError, TypeError, OverflowError, IndexError, KeyError):
         raise _bad_samples(series) from None
-    extras = [_extras(ts) if ts.exemplars or ts.histograms else b"" for ts in series]
-    metadata = b"".join(_metadata(m) for m in request.metadata)
+    extras: Optional[List[bytes]] = [_extras(ts) if ts.exemplars or ts.histograms else b"" for ts in series]
+    if not any(extras):  # type: ignore[arg-type]
+        extras = None
     try:
-        return kernels.encode_request(label_fields, counts, values, stamps, extras, metadata, compress)
+        return kernels.encode_request(
+            b"".join(label_fields), array("q", map(len, label_fields)),
+            counts, values, stamps, extras, metadata, compress,
+        )  # fmt: skip
     except SeriesError as exc:
         raise _named(exc, series, exc.index) from None
 
 
 def _label_fields(kernels: Kernels, series: List[TimeSeries]) -> List[bytes]:
     """Encoded label fields per series: cached ones from LabelSets, the rest in one kernel call."""
-    out: List[Optional[bytes]] = []
+    kinds = set(map(type, series))
+    if kinds - {TimeSeries}:
+        index = next(i for i, ts in enumerate(series) if not isinstance(ts, TimeSeries))
+        raise ValueError(f"timeseries[{index}] must be a TimeSeries, not {type(series[index]).__name__}")
+    given = [ts._labels for ts in series]
+    kinds = set(map(type, given))
+    if kinds == {dict}:  # the common case, gathered without a Python loop per label
+        return _encode_labels(
+            kernels, series, list(range(len(series))), list(chain.from_iterable(given)),
+            list(chain.from_iterable(map(dict.values, given))), list(map(len, given)),
+        )  # fmt: skip
+    out: List[Optional[bytes]] = [
+        labels._pb if type(labels) is LabelSet else None for labels in given
+    ]
+    if kinds == {LabelSet} and None not in out:  # a steady producer: everything cached
+        return out  # type: ignore[return-value]
     fresh: List[int] = []  # positions in `series` still to encode
-    strings: List[str] = []
+    names: List[str] = []
+    values: List[str] = []
     counts: List[int] = []
-    for index, ts in enumerate(series):
-        if not isinstance(ts, TimeSeries):
-            raise ValueError(f"timeseries[{index}] must be a TimeSeries, not {type(ts).__name__}")
-        labels = ts._labels
-        if isinstance(labels, LabelSet):
-            if labels._pb is not None:
-                out.append(labels._pb)
-                continue
-            labels = labels.labels
-        before = len(strings)
+    for index, labels in enumerate(given):
+        if out[index] is not None:
+            continue
         try:
-            for pair in label_pairs(labels):
-                strings += pair
-        except TypeError:
+            pairs = list(label_pairs(labels.labels if isinstance(labels, LabelSet) else labels))
+            names += [name for name, _ in pairs]
+            values += [value for _, value in pairs]
+        except (TypeError, ValueError):
             raise SeriesError(index, f"labels must be (name, value) pairs, not {labels!r}") from None
-        if len(strings) - before & 1:
-            raise SeriesError(index, f"labels must be (name, value) pairs, not {labels!r}")
-        counts.append((len(strings) - before) >> 1)
+        counts.append(len(pairs))
         fresh.append(index)
-        out.append(None)
-    if fresh:
-        try:
-            encoded = kernels.encode_label_sets(strings, counts)
-        except SeriesError as exc:
-            raise _named(exc, series, fresh[exc.index]) from None
-        for index, fields in zip(fresh, encoded):
-            out[index] = fields
-            labels = series[index]._labels
-            if isinstance(labels, LabelSet):
-                labels._pb = fields
+    encoded = _encode_labels(kernels, series, fresh, names, values, counts)
+    for index, fields in zip(fresh, encoded):
+        out[index] = fields
+        labels = given[index]
+        if isinstance(labels, LabelSet):
+            labels._pb = fields
     return out  # type: ignore[return-value]
+
+
+def _encode_labels(
+    kernels: Kernels, series: List[TimeSeries], where: List[int],
+    names: List[str], values: List[str], counts: List[int],
+) -> List[bytes]:  # fmt: skip
+    """The kernel's encode_labels, its errors naming the series (series[where[i]] is set i)."""
+    try:
+        return kernels.encode_labels(names, values, counts)
+    except SeriesError as exc:
+        raise _named(exc, series, where[exc.index]) from None
 
 
 def _named(exc: SeriesError, series: List[TimeSeries], index: int) -> SeriesError:
@@ -122,11 +155,93 @@ def _named(exc: SeriesError, series: List[TimeSeries], index: int) -> SeriesErro
     return SeriesError(index, exc.problem, labels)
 
 
+class _Columns:
+    """A SeriesSet's samples for one request: one value per series, as arrays."""
+
+    __slots__ = ("owner", "values", "stamps")
+
+    def __init__(self, owner: "SeriesSet", values: "array[float]", stamps: "array[int]") -> None:
+        self.owner = owner
+        self.values = values
+        self.stamps = stamps
+
+    def timeseries(self) -> List[TimeSeries]:
+        new = tuple.__new__
+        return [
+            TimeSeries(labels, (new(Sample, pair),))
+            for labels, pair in zip(self.owner.label_sets, zip(self.values, self.stamps))
+        ]
+
+
+class SeriesSet:
+    """A fixed list of series whose labels are checked and encoded once.
+
+    For producers that send the same series again and again with new values:
+    ``client.write(series.request(values))`` writes one sample per series and
+    costs only the samples, whichever backend runs. Bad labels raise a
+    SeriesError here, at construction.
+    """
+
+    __slots__ = ("label_sets", "_text", "_lengths", "_ones")
+
+    def __init__(self, labels: Iterable[Labels]) -> None:
+        self.label_sets: Tuple[LabelSet, ...] = tuple(
+            ls if isinstance(ls, LabelSet) else LabelSet(ls) for ls in labels
+        )
+        fields = _label_fields(_backend.kernels, [TimeSeries(ls) for ls in self.label_sets])
+        self._text = b"".join(fields)
+        self._lengths = array("q", map(len, fields))
+        self._ones = array("q", [1]) * len(fields)
+
+    def __len__(self) -> int:
+        return len(self.label_sets)
+
+    def request(
+        self,
+        values: Sequence[float],
+        time: Optional[Time] = None,
+        *,
+        timestamp_ms: Optional[int] = None,
+        timestamps_ms: Optional[Sequence[int]] = None,
+        metadata: Iterable[MetricMetadata] = (),
+    ) -> WriteRequest:
+        """A request of one sample per series: values[i] for series i.
+
+        All samples share one time (`time`/`timestamp_ms` as for `Sample`,
+        default now) unless `timestamps_ms` gives one per series.
+        """
+        n = len(self.label_sets)
+        try:
+            vals = values if type(values) is array and values.typecode == "d" else array("d", values)  # type: ignore[attr-defined]
+            if timestamps_ms is None:
+                stamps = array("q", [to_ms(time, timestamp_ms)]) * n
+            elif time is not None or timestamp_ms is not None:
+                raise ValueError("give timestamps_ms or one time, not both")
+            else:
+                stamps = array("q", timestamps_ms)
+        except (TypeError, OverflowError) as exc:
+            raise ValueError(f"SeriesSet.request: values must be numbers, timestamps int64 ({exc})") from None
+        if len(vals) != n or len(stamps) != n:
+            raise ValueError(f"SeriesSet.request: {n} series but {len(vals)} values and {len(stamps)} timestamps")
+        return WriteRequest.from_columns(_Columns(self, vals, stamps), metadata)
+
+
 def _bad_samples(series: List[TimeSeries]) -> SeriesError:
+    """The error for the first sample that is neither a Sample nor a (value, timestamp_ms) pair."""
     for index, ts in enumerate(series):
         for sample in ts.samples:
-            if not isinstance(sample, Sample):
-                problem = f"samples must be Sample objects, not {type(sample).__name__}"
+            if isinstance(sample, Sample):
+                continue
+            problem = ""
+            if not isinstance(sample, (tuple, list)) or len(sample) != 2:
+                problem = f"samples must be Sample objects or (value, timestamp_ms) pairs, not {sample!r}"
+            elif isinstance(sample[0], (str, bytes, bool)) or not isinstance(sample[0], (int, float)):
+                problem = f"sample value must be a number, not {sample[0]!r}"
+            elif isinstance(sample[1], bool) or not isinstance(sample[1], int):
+                problem = f"sample timestamp must be int milliseconds, not {sample[1]!r}"
+            elif not INT64_MIN <= sample[1] <= INT64_MAX:
+                problem = f"sample timestamp {sample[1]} is outside the int64 range"
+            if problem:
                 return _named(SeriesError(index, problem), series, index)
     return SeriesError(0, "a sample's value or timestamp is out of range")
 
@@ -321,7 +436,7 @@ def _decode_sample(buf: memoryview, start: int, end: int) -> Sample:
             value = _double(val)
         elif field == 2 and wt == 0:
             ts = _int64(val)  # type: ignore[arg-type]
-    return _new(Sample, value=value, timestamp_ms=ts)  # type: ignore[return-value]
+    return tuple.__new__(Sample, (value, ts))  # type: ignore[return-value]
 
 
 def _decode_exemplar(buf: memoryview, start: int, end: int) -> Exemplar:

@@ -20,6 +20,7 @@ from typing import (
     Mapping,
     NamedTuple,
     Optional,
+    Protocol,
     Sequence,
     Tuple,
     Union,
@@ -186,33 +187,55 @@ def format_labels(labels: Iterable[Tuple[object, object]]) -> str:
     return f"{head}{{{inner}}}"
 
 
-class Sample:
+class Sample(Tuple[float, int]):
     """A float value at a time, stored as integer milliseconds since the epoch.
 
     `time` is a datetime (naive means local time) or seconds since the epoch;
     `timestamp_ms` gives exact milliseconds; with neither, the sample is "now".
+    A Sample is the pair ``(value, timestamp_ms)``: where a series takes
+    samples, plain pairs of that form are accepted too (the cheapest way to
+    pass many), and checked when the request is encoded.
     """
 
-    __slots__ = ("value", "timestamp_ms")
+    __slots__ = ()
 
-    def __init__(
-        self, value: float, time: Optional[Time] = None, *, timestamp_ms: Optional[int] = None
-    ) -> None:
-        self.value: float = to_float(value)
-        self.timestamp_ms: int = to_ms(time, timestamp_ms)
+    def __new__(
+        cls, value: float, time: Optional[Time] = None, *, timestamp_ms: Optional[int] = None
+    ) -> "Sample":
+        return tuple.__new__(cls, (to_float(value), to_ms(time, timestamp_ms)))
+
+    @property
+    def value(self) -> float:
+        return self[0]
+
+    @property
+    def timestamp_ms(self) -> int:
+        return self[1]
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sample):
-            return self.timestamp_ms == other.timestamp_ms and float_bits(
-                self.value
-            ) == float_bits(other.value)
+        """Equal to a Sample or pair of the same time and value, floats compared by bits."""
+        if isinstance(other, tuple) and len(other) == 2:
+            a, b = self[0], other[0]
+            same = float_bits(a) == float_bits(b) if isinstance(b, float) else a == b
+            return same and self[1] == other[1]
         return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        value = "STALE_NAN" if is_stale_nan(self.value) else repr(self.value)
-        return f"Sample({value}, timestamp_ms={self.timestamp_ms})"
+        value = "STALE_NAN" if is_stale_nan(self[0]) else repr(self[0])
+        return f"Sample({value}, timestamp_ms={self[1]})"
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]  # pickle/copy: no re-checks, no "now"
+        return (_sample, (self[0], self[1]))
+
+
+def _sample(value: float, timestamp_ms: int) -> Sample:
+    return tuple.__new__(Sample, (value, timestamp_ms))
 
 
 class Exemplar:
@@ -475,8 +498,9 @@ class TimeSeries:
     """One series: its labels and what to write for it.
 
     `labels` is a mapping name -> value, a sequence of `Label`, or a `LabelSet`
-    (whose encoding is reused across writes). `sample=` adds one sample, as the
-    Go client's `Sample` field does.
+    (whose encoding is reused across writes). `samples` are `Sample` objects
+    or plain ``(value, timestamp_ms)`` pairs. `sample=` adds one sample, as
+    the Go client's `Sample` field does.
     """
 
     __slots__ = ("_labels", "samples", "exemplars", "histograms")
@@ -484,7 +508,7 @@ class TimeSeries:
     def __init__(
         self,
         labels: Labels,
-        samples: Iterable[Sample] = (),
+        samples: Iterable[Union[Sample, Tuple[float, int]]] = (),
         *,
         sample: Optional[Sample] = None,
         exemplars: Iterable[Exemplar] = (),
@@ -550,15 +574,40 @@ class MetricMetadata(NamedTuple):
 
 
 class WriteRequest:
-    """What one remote-write call sends: series and metadata."""
+    """What one remote-write call sends: series and metadata.
 
-    __slots__ = ("timeseries", "metadata")
+    A request made by `promwrite.SeriesSet.request` holds its samples as
+    columns and builds `timeseries` objects only if they are looked at.
+    """
+
+    __slots__ = ("_timeseries", "metadata", "_columns")
 
     def __init__(
         self, timeseries: Iterable[TimeSeries] = (), metadata: Iterable[MetricMetadata] = ()
     ) -> None:
-        self.timeseries: List[TimeSeries] = list(timeseries)
+        self._timeseries: Optional[List[TimeSeries]] = list(timeseries)
         self.metadata: List[MetricMetadata] = list(metadata)
+        self._columns: Optional["Columns"] = None
+
+    @classmethod
+    def from_columns(cls, columns: "Columns", metadata: Iterable[MetricMetadata] = ()) -> "WriteRequest":
+        request = cls(metadata=metadata)
+        request._timeseries = None
+        request._columns = columns
+        return request
+
+    @property
+    def timeseries(self) -> List[TimeSeries]:
+        if self._timeseries is None:
+            assert self._columns is not None
+            self._timeseries = self._columns.timeseries()
+            self._columns = None  # from now on the list is the truth: it may be changed
+        return self._timeseries
+
+    @timeseries.setter
+    def timeseries(self, value: Iterable[TimeSeries]) -> None:
+        self._timeseries = list(value)
+        self._columns = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, WriteRequest):
@@ -569,3 +618,9 @@ class WriteRequest:
 
     def __repr__(self) -> str:
         return f"WriteRequest(timeseries={self.timeseries!r}, metadata={self.metadata!r})"
+
+
+class Columns(Protocol):
+    """Samples kept as arrays beside pre-encoded labels (see `promwrite.SeriesSet`)."""
+
+    def timeseries(self) -> List[TimeSeries]: ...

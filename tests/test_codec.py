@@ -260,3 +260,64 @@ def test_decode_mutated_only_decode_error(req: WriteRequest, data: st.DataObject
         decode(bytes(raw[:cut]))
     except DecodeError:
         pass
+
+
+def test_series_set_request(kernels) -> None:
+    from promwrite import SeriesSet
+
+    labels = [{"__name__": "cpu", "core": str(i)} for i in range(3)]
+    series = SeriesSet(labels)
+    request = series.request([1.5, math.nan, -0.0], timestamp_ms=1234)
+    fast = encode_with(kernels, request, compress=True)
+    plain = WriteRequest([TimeSeries(lb, sample=Sample(v, timestamp_ms=1234)) for lb, v in zip(labels, [1.5, math.nan, -0.0])])
+    assert fast == encode_with(kernels, plain, compress=True)
+    assert request.timeseries == plain.timeseries  # built on demand, same content
+    per_series = series.request([1, 2, 3], timestamps_ms=[5, 6, 7])
+    assert [ts.samples[0].timestamp_ms for ts in per_series.timeseries] == [5, 6, 7]
+
+
+def test_series_set_checks() -> None:
+    from promwrite import SeriesSet
+
+    with pytest.raises(SeriesError, match="series 1 .*duplicate"):
+        SeriesSet([{"__name__": "a"}, [("__name__", "b"), ("x", "1"), ("x", "2")]])
+    series = SeriesSet([{"__name__": "a"}, {"__name__": "b"}])
+    with pytest.raises(ValueError, match="2 series but 1 values"):
+        series.request([1.0])
+    with pytest.raises(ValueError, match="must be numbers"):
+        series.request(["x", "y"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="not both"):
+        series.request([1, 2], timestamp_ms=1, timestamps_ms=[1, 2])
+
+
+def test_series_set_request_edited_after_building(kernels) -> None:
+    """Once `timeseries` is looked at, edits to it are what gets encoded."""
+    from promwrite import SeriesSet
+
+    request = SeriesSet([{"__name__": "a"}]).request([1.0], timestamp_ms=1)
+    request.timeseries.append(TimeSeries({"__name__": "b"}, sample=Sample(2, timestamp_ms=1)))
+    assert [ts.labels[0].value for ts in decode(encode_with(kernels, request, compress=False)).timeseries] == ["a", "b"]
+
+
+def test_samples_as_pairs(kernels) -> None:
+    as_samples = WriteRequest([TimeSeries({"__name__": "a"}, [Sample(1.5, timestamp_ms=1), Sample(-2, timestamp_ms=2)])])
+    as_pairs = WriteRequest([TimeSeries({"__name__": "a"}, [(1.5, 1), (-2, 2)])])
+    assert encode_with(kernels, as_pairs, compress=True) == encode_with(kernels, as_samples, compress=True)
+    assert as_pairs == as_samples
+
+
+@pytest.mark.parametrize(
+    "pair, problem",
+    [
+        (("1.5", 1), "value must be a number"),
+        ((1.5, 1.0), "timestamp must be int milliseconds"),
+        ((1.5, 1 << 63), "outside the int64 range"),
+        ((1.5,), "pairs"),
+        (1.5, "pairs"),
+    ],
+)
+def test_bad_pairs_named(kernels, pair, problem) -> None:
+    series = [TimeSeries({"__name__": "ok"}, [(1.0, 1)]), TimeSeries({"__name__": "bad"}, [(1.0, 1), pair])]
+    with pytest.raises(SeriesError, match=problem) as info:
+        encode_with(kernels, WriteRequest(series), compress=False)
+    assert info.value.index == 1 and "bad" in str(info.value)

@@ -4,6 +4,11 @@ For any input, both give identical bytes, or raise the same exception with
 the same message. Each native call is run three ways (no scratch, a tiny
 misaligned scratch, the grown per-thread scratch) so that every placement of
 the C temporaries and results is exercised.
+
+Label kernels: `_native.encode_labels` (names and values as two "\\0"-joined
+texts) and its private fallback `_native._encode_interleaved` (code-point
+lengths, taken when a string holds "\\0") are both held to
+`_pyproto.encode_labels`.
 """
 
 from __future__ import annotations
@@ -70,13 +75,25 @@ def _outcome(fn: Callable[..., Any], *args: Any) -> Tuple[Any, ...]:
         return (type(exc).__name__, str(exc))
 
 
-def _same(name: str, *args: Any) -> Tuple[Any, ...]:
-    """Python's outcome of kernel `name`, asserted equal to the native one's."""
-    expected = _outcome(getattr(_pyproto, name), *args)
+def _same_as(reference: Callable[..., Any], native: Callable[..., Any], *args: Any) -> Tuple[Any, ...]:
+    """`reference`'s outcome, asserted equal to `native`'s under every kind of scratch."""
+    expected = _outcome(reference, *args)
     for kind in ("none", "tiny", "grown", "grown"):
         with _scratch(kind):
-            got = _outcome(getattr(_native, name), *args)
+            got = _outcome(native, *args)
         assert got == expected, (kind, got, expected)
+    return expected
+
+
+def _same(name: str, *args: Any) -> Tuple[Any, ...]:
+    """Python's outcome of kernel `name`, asserted equal to the native one's."""
+    return _same_as(getattr(_pyproto, name), getattr(_native, name), *args)
+
+
+def _same_labels(names: List[Any], values: List[Any], counts: Any) -> Tuple[Any, ...]:
+    """encode_labels' outcome, the same from Python, native, and native's interleaved fallback."""
+    expected = _same("encode_labels", names, values, counts)
+    assert _same_as(_pyproto.encode_labels, _native._encode_interleaved, names, values, counts) == expected
     return expected
 
 
@@ -84,12 +101,39 @@ def _bits(value: float) -> int:
     return struct.unpack("<Q", struct.pack("<d", value))[0]
 
 
-def _flat(sets: List[List[Tuple[str, str]]]) -> Tuple[List[Any], List[int]]:
-    strings: List[Any] = []
-    for pairs in sets:
-        for pair in pairs:
-            strings += pair
-    return strings, [len(p) for p in sets]
+def _flat(sets: List[List[Tuple[Any, Any]]]) -> Tuple[List[Any], List[Any], List[int]]:
+    """encode_labels' arguments for label sets given as (name, value) pairs."""
+    names = [name for pairs in sets for name, _ in pairs]
+    values = [value for pairs in sets for _, value in pairs]
+    return names, values, [len(p) for p in sets]
+
+
+def _fields(sets: List[List[Tuple[str, str]]]) -> List[bytes]:
+    """The encoded label fields of valid sets (Python kernel)."""
+    return _pyproto.encode_labels(*_flat(sets))
+
+
+def _joined(fields: List[Any], as_array: bool = False) -> Tuple[bytes, Any]:
+    """encode_request's (label_text, label_lengths) for per-series label fields."""
+    lengths = [len(f) for f in fields]
+    return b"".join(fields), array("q", lengths) if as_array else lengths
+
+
+@contextmanager
+def _spy_interleaved() -> Iterator[List[int]]:
+    """Counts the calls encode_labels makes to its interleaved fallback."""
+    calls: List[int] = []
+    real = _native._encode_interleaved
+
+    def spy(*args: Any) -> Any:
+        calls.append(1)
+        return real(*args)
+
+    _native._encode_interleaved = spy  # type: ignore[assignment]
+    try:
+        yield calls
+    finally:
+        _native._encode_interleaved = real  # type: ignore[assignment]
 
 
 # --------------------------------------------------------------- strategies
@@ -171,7 +215,7 @@ def request_args(draw: st.DrawFn, ordered: bool = True) -> Tuple[Any, ...]:
     labels = []
     for _ in range(n):
         if draw(st.booleans()):
-            labels.append(_pyproto.encode_label_sets(*_flat([draw(valid_set(max_labels=4))]))[0])
+            labels.append(_fields([draw(valid_set(max_labels=4))])[0])
         else:
             labels.append(draw(field_bytes))
     counts = [draw(st.sampled_from([0, 1, 1, 2, 3, 5, 20])) for _ in range(n)]
@@ -182,9 +226,12 @@ def request_args(draw: st.DrawFn, ordered: bool = True) -> Tuple[Any, ...]:
         else:
             stamps += draw(st.lists(timestamp, min_size=c, max_size=c))
     values = [draw(sample_value) for _ in stamps]
-    extras = [draw(field_bytes) if draw(st.integers(0, 3)) == 0 else b"" for _ in range(n)]
+    extras: Any = [draw(field_bytes) if draw(st.integers(0, 3)) == 0 else b"" for _ in range(n)]
+    if not any(extras) and draw(st.booleans()):
+        extras = None  # no series has extras
     metadata = draw(st.one_of(st.just(b""), st.binary(max_size=50)))
-    return labels, counts, array("d", values), array("q", stamps), extras, metadata
+    label_text, label_lengths = _joined(labels, as_array=draw(st.booleans()))
+    return label_text, label_lengths, counts, array("d", values), array("q", stamps), extras, metadata
 
 
 # -------------------------------------------------------------- label sets
@@ -193,7 +240,7 @@ def request_args(draw: st.DrawFn, ordered: bool = True) -> Tuple[Any, ...]:
 @SETTINGS
 @given(st.lists(valid_set(), max_size=6))
 def test_valid_label_sets_identical(sets: List[List[Tuple[str, str]]]) -> None:
-    outcome = _same("encode_label_sets", *_flat(sets))
+    outcome = _same_labels(*_flat(sets))
     assert outcome[0] == "ok", outcome
     assert len(outcome[1]) == len(sets)
 
@@ -201,29 +248,50 @@ def test_valid_label_sets_identical(sets: List[List[Tuple[str, str]]]) -> None:
 @SETTINGS
 @given(st.lists(any_set(), max_size=5))
 def test_any_label_sets_same_bytes_or_error(sets: List[List[Tuple[Any, Any]]]) -> None:
-    _same("encode_label_sets", *_flat(sets))
-
-
-def _columns_outcome(sets: List[List[Tuple[Any, Any]]]) -> None:
-    strings, counts = _flat(sets)
-    expected = _outcome(_pyproto.encode_label_sets, strings, counts)
-    for kind in ("none", "tiny", "grown"):
-        with _scratch(kind):
-            got = _outcome(_native.encode_label_columns, strings[0::2], strings[1::2], counts)
-        assert got == expected, (kind, got, expected)
+    _same_labels(*_flat(sets))
 
 
 @SETTINGS
 @given(st.lists(st.one_of(valid_set(), any_set()), max_size=5))
 def test_label_columns_same_as_interleaved(sets: List[List[Tuple[Any, Any]]]) -> None:
-    _columns_outcome(sets)
+    """The columns path and the interleaved fallback agree with each other and with Python."""
+    names, values, counts = _flat(sets)
+    columns = _same("encode_labels", names, values, counts)
+    with _scratch("grown"):
+        assert _outcome(_native._encode_interleaved, names, values, counts) == columns
+
+
+def test_nul_strings_take_the_interleaved_path() -> None:
+    """A "\\0" in a name or value makes encode_labels hand over to _encode_interleaved."""
+    plain = [[("__name__", "up"), ("job", "a")]]
+    for sets in [
+        [[("__name__", "a\0b")], [("__name__", "up")]],  # invalid metric name: an error worded by Python
+        [[("__name__", "up"), ("job", "a\0b")], [("__name__", "up")]],
+        [[("__name__", "up"), ("job", "\0")]],
+        [[("__name__", "up"), ("j\0b", "x")]],  # invalid name
+        [[("__name__", "up"), ("job", "\0" * 200 + "\u00e9\U0001f600")]] * 3,
+    ]:
+        with _spy_interleaved() as calls:
+            _same("encode_labels", *_flat(sets))
+        assert calls, sets
+    with _spy_interleaved() as calls:
+        assert _same("encode_labels", *_flat(plain))[0] == "ok"
+    assert not calls  # no "\0": the columns path alone
+    outcome = _same_labels(*_flat([[("__name__", "up"), ("job", "a\0b")]]))
+    assert outcome == ("ok", [b"\x0a\x0e\x0a\x08__name__\x12\x02up\x0a\x0a\x0a\x03job\x12\x03a\x00b"])
 
 
 def test_label_columns_odd() -> None:
-    _columns_outcome([])
-    _columns_outcome([[("__name__", "a\0b")], [("__name__", "up")]])
-    with pytest.raises(ValueError):
-        _native.encode_label_columns(["__name__"], [], [1])
+    assert _same_labels([], [], []) == ("ok", [])
+    _same_labels(*_flat([[("__name__", "a\0b")], [("__name__", "up")]]))
+    for args in [(["__name__"], [], [1]), (["__name__", "job"], ["up"], [2]), ([], ["up"], [1])]:
+        for fn in (_pyproto.encode_labels, _native.encode_labels):
+            with pytest.raises(ValueError):
+                fn(*args)
+
+
+def test_label_columns_length_mismatch_same_message() -> None:
+    _same("encode_labels", ["__name__"], [], [1])
 
 
 @settings(max_examples=60, deadline=None)
@@ -231,7 +299,7 @@ def test_label_columns_odd() -> None:
 def test_many_labels_sorted_like_python(pairs: List[Tuple[str, str]], rnd: Any) -> None:
     rnd.shuffle(pairs)  # big sets take the merge sort
     extra = [("__name__", "m")] + [(f"l{i:03d}", "v") for i in rnd.sample(range(300), 40)]
-    outcome = _same("encode_label_sets", *_flat([pairs, extra, pairs[::-1]]))
+    outcome = _same_labels(*_flat([pairs, extra, pairs[::-1]]))
     assert outcome[0] == "ok"
 
 
@@ -249,10 +317,11 @@ def test_label_set_errors_word_for_word() -> None:
         [("__name__", "up"), (b"job", "a")],
         [],
     ]
-    good = [("__name__", "up"), ("job", "a\0b")]
-    for bad in cases:
-        outcome = _same("encode_label_sets", *_flat([good, good, bad, good]))
-        assert outcome[0] == "SeriesError" and outcome[1] == 2, (bad, outcome)
+    # with a "\0" in the good sets (interleaved fallback) and without (columns path)
+    for good in ([("__name__", "up"), ("job", "a\0b")], [("__name__", "up"), ("job", "ab")]):
+        for bad in cases:
+            outcome = _same_labels(*_flat([good, good, bad, good]))
+            assert outcome[0] == "SeriesError" and outcome[1] == 2, (good, bad, outcome)
 
 
 def test_varint_boundaries() -> None:
@@ -261,24 +330,28 @@ def test_varint_boundaries() -> None:
     sets = [[("__name__", "m"), ("n" * a, "v" * b)] for a in sizes[:13] for b in sizes]
     sets += [[("__name__", "m"), ("ab", "\u00e9" * b)] for b in sizes]
     sets += [[("__name__", "m"), ("n" * a, "v")] for a in sizes]
-    assert _same("encode_label_sets", *_flat(sets))[0] == "ok"
+    assert _same_labels(*_flat(sets))[0] == "ok"
+    nul = [[("__name__", "m"), ("ab", "\0" + "v" * (b - 1))] for b in sizes]  # the same through the fallback
+    assert _same("encode_labels", *_flat(nul)) == _same_as(_pyproto.encode_labels, _native._encode_interleaved, *_flat(nul))
 
 
 def test_label_sets_odd_arguments() -> None:
-    strings, counts = _flat([[("__name__", "up")], [("__name__", "b"), ("x", "y")]])
+    names, values, counts = _flat([[("__name__", "up")], [("__name__", "b"), ("x", "y")]])
     for args in [
-        (strings, [1]),  # fewer counts than sets: the rest is ignored by Python
-        (strings, [1, 2, 1]),
-        (strings, [3, -1]),
-        (strings, [1, 1 << 70]),
-        (strings, (1, 2)),
-        (strings, array("q", counts)),
-        (strings[:-1], counts),
-        ([], []),
-        ([], [0]),
-        (strings, [1, "2"]),
+        (names, values, [1]),  # counts not adding up to the labels
+        (names, values, [1, 2, 1]),
+        (names, values, [3, -1]),
+        (names, values, [1, 1 << 70]),
+        (names, values, (1, 2)),
+        (names, values, array("q", counts)),
+        (names, values, [1, 2, 0]),  # an empty last set
+        (tuple(names), tuple(values), counts),
+        ([], [], []),
+        ([], [], [0]),
+        (names, values, [1, "2"]),
+        (names, values, [1.0, 2]),
     ]:
-        _same("encode_label_sets", *args)
+        _same_labels(*args)
 
 
 # ----------------------------------------------------------------- requests
@@ -297,41 +370,129 @@ def test_unordered_timestamps_same_error(args: Tuple[Any, ...], compress: bool) 
     _same("encode_request", *args, compress)
 
 
+@settings(max_examples=150, deadline=None)
+@given(request_args(), st.booleans())
+def test_extras_none_same_as_empty(args: Tuple[Any, ...], compress: bool) -> None:
+    """extras=None and extras=[b""] * n give the same bytes, on both backends."""
+    label_text, label_lengths, counts, values, stamps, _, metadata = args
+    n = len(label_lengths)
+    with_none = _same("encode_request", label_text, label_lengths, counts, values, stamps, None, metadata, compress)
+    with_empty = _same("encode_request", label_text, label_lengths, counts, values, stamps, [b""] * n, metadata, compress)
+    assert with_none[0] == "ok" and with_none == with_empty
+
+
+def test_extras_none_same_as_empty_fixed() -> None:
+    fields = _fields([[("__name__", "up"), ("job", "a")], [("__name__", "b")]])
+    for n_series in (0, 1, 2):
+        text, lengths = _joined(fields[:n_series])
+        counts = [2, 1][:n_series]
+        v, t = array("d", [1.5, -0.0, 3.0]), array("q", [0, 7, -5])
+        for compress in (False, True):
+            for meta in (b"", b"\x1a\x02\x08\x01"):
+                none = _same("encode_request", text, lengths, counts, v, t, None, meta, compress)
+                empty = _same("encode_request", text, lengths, counts, v, t, [b""] * n_series, meta, compress)
+                assert none[0] == "ok" and none == empty, (n_series, compress)
+
+
+def test_label_lengths_not_covering_label_text() -> None:
+    """ValueError on both backends (native leaves the wording to Python)."""
+    text = b"".join(_fields([[("__name__", "up")], [("__name__", "b")]]))  # two 14-byte fields
+    v, t = array("d", [1.0, 2.0]), array("q", [1, 2])
+    cases = [
+        (text, [14, 13]),  # short
+        (text, [14, 15]),  # long
+        (text, array("q", [14, 13])),
+        (text, array("q", [14, 15])),
+        (text, [28, 1]),
+        (text, [14, 1 << 70]),
+        (text, [-1, 14]),
+        (b"", [1, 0]),
+        (text, [0, 0]),
+    ]
+    for label_text, label_lengths in cases:
+        for extras in (None, [b"", b""]):
+            for compress in (False, True):
+                args = (label_text, label_lengths, [1, 1], v, t, extras, b"", compress)
+                outcome = _same("encode_request", *args)
+                assert outcome[0] == "ValueError", (label_lengths, outcome)
+                for fn in (_pyproto.encode_request, _native.encode_request):
+                    with pytest.raises(ValueError):
+                        fn(*args)
+    # one length per series: fewer or more lengths than counts
+    for label_lengths in ([28], [14, 14, 0]):
+        for fn in (_pyproto.encode_request, _native.encode_request):
+            with pytest.raises(ValueError):
+                fn(text, label_lengths, [1, 1], v, t, None, b"", False)
+        _same("encode_request", text, label_lengths, [1, 1], v, t, None, b"", False)
+
+
 def test_timestamp_errors_word_for_word() -> None:
-    labels = [b"\x0a\x00", b"", b"x"]
+    text, lengths = _joined([b"\x0a\x00", b"", b"x"])
     cases = [([2, 2, 1], [1, 2, 3, 3, 5], 1), ([2, 1, 2], [1, 2, 9, 4, 4], 2), ([2, 2, 1], [5, 4, 1, 2, 3], 0)]
     for counts, stamps, series in cases:
-        outcome = _same(
-            "encode_request", labels, counts, array("d", [1.0] * 5), array("q", stamps), [b""] * 3, b"", False
-        )
-        assert outcome[0] == "SeriesError" and outcome[1] == series, outcome
+        for extras in ([b""] * 3, None):
+            outcome = _same(
+                "encode_request", text, lengths, counts, array("d", [1.0] * 5), array("q", stamps), extras, b"", False
+            )
+            assert outcome[0] == "SeriesError" and outcome[1] == series, outcome
     # the first sample of a series may go back in time
-    outcome = _same("encode_request", labels, [2, 2, 1], array("d", [0.0] * 5), array("q", [5, 6, 1, 2, 0]), [b""] * 3, b"", True)
-    assert outcome[0] == "ok"
+    for extras in ([b""] * 3, None):
+        outcome = _same(
+            "encode_request", text, lengths, [2, 2, 1], array("d", [0.0] * 5), array("q", [5, 6, 1, 2, 0]), extras, b"", True
+        )
+        assert outcome[0] == "ok"
 
 
 def test_request_odd_arguments() -> None:
-    labels, extras = [b"\x0a\x02ab", b""], [b"", b"\x1a\x00"]
+    text, lengths = _joined([b"\x0a\x02ab", b""])
+    extras = [b"", b"\x1a\x00"]
     v, t = array("d", [1.5, 2.5, 3.5]), array("q", [1, 2, 3])
+    seven = memoryview(array("q", [7])).cast("B")
     for args in [
-        (labels, [1, 5], v, t, extras, b""),  # more samples than values
-        (labels, [1, -1], v, t, extras, b""),
-        (labels, [1], v, t, extras, b""),
-        (labels, [1, 2], v, t, extras[:1], b""),
-        (labels, [1, 2], [1.5, 2, 3.5], [1, 2, 3], extras, b"m"),  # lists, an int value
-        (labels, [1, 2], v, [1, 2, 1 << 64], extras, b""),
-        (labels, [1, 2], v, array("q", [1, 2]), extras, b""),
-        (labels, [1, 2], array("f", [1.5, 2.5, 3.5]), t, extras, b""),
-        (labels, (1, 2), v, t, extras, bytearray(b"meta")),
-        ([bytearray(b"\x0a\x00"), memoryview(b"\x0a\x01x")], [1, 2], v, t, extras, b""),
-        ([memoryview(array("q", [7]))], [1], v, t, [b""], b""),
-        (labels, [1, 2], v, t, [b"", "text"], b""),
-        (labels, [1, 300], v, t, extras, b""),
-        ([], [], array("d"), array("q"), [], b""),
-        ([], [], array("d"), array("q"), [], b"\x1a\x00"),
+        (text, lengths, [1, 5], v, t, extras, b""),  # more samples than values
+        (text, lengths, [1, 5], v, t, None, b""),
+        (text, lengths, [1, -1], v, t, extras, b""),
+        (text, lengths, [1], v, t, extras, b""),
+        (text, lengths, [1], v, t, None, b""),
+        (text, lengths, [1, 2], v, t, extras[:1], b""),
+        (text, lengths, [1, 2], v, t, extras + [b""], b""),
+        (text, lengths, [1, 2], [1.5, 2, 3.5], [1, 2, 3], extras, b"m"),  # lists, an int value
+        (text, lengths, [1, 2], v, [1, 2, 1 << 64], extras, b""),
+        (text, lengths, [1, 2], v, array("q", [1, 2]), extras, b""),
+        (text, lengths, [1, 2], array("f", [1.5, 2.5, 3.5]), t, extras, b""),
+        (text, lengths, (1, 2), v, t, extras, bytearray(b"meta")),
+        (text, tuple(lengths), [1, 2], v, t, extras, b""),
+        (text, array("q", lengths), [1, 2], v, t, None, memoryview(b"meta")),
+        (b"\x0a\x00\x0a\x01x", [2, 3], [1, 2], v, t, extras, b""),  # fields of several series
+        (b"\x0a\x00\x0a\x01x", array("q", [5, 0]), [1, 2], v, t, None, b""),
+        (bytes(seven), [8], [1], v, t, [b""], b""),
+        (text, [4, -0], [1, 2], v, t, extras, b""),
+        (text, [5, -1], [1, 2], v, t, extras, b""),  # a negative length, yet covering the text
+        (text, array("q", [5, -1]), [1, 2], v, t, None, b""),
+        (text, [4, "0"], [1, 2], v, t, extras, b""),
+        (text, [4.0, 0], [1, 2], v, t, extras, b""),
+        (text, lengths, [1, 2], v, t, [b"", "text"], b""),
+        (text, lengths, [1, 2], v, t, [b"", bytearray(b"\x1a\x00")], b""),
+        (text, lengths, [1, 300], v, t, extras, b""),
+        (b"", [], [], array("d"), array("q"), [], b""),
+        (b"", [], [], array("d"), array("q"), None, b""),
+        (b"", [], [], array("d"), array("q"), [], b"\x1a\x00"),
+        (b"", array("q"), [], array("d"), array("q"), None, b"\x1a\x00"),
+        (b"", [0, 0], [0, 0], array("d"), array("q"), None, b""),
     ]:
         for compress in (False, True):
             _same("encode_request", *args, compress)
+
+
+@pytest.mark.parametrize(
+    "label_text",
+    [bytearray(b"\x0a\x00\x0a\x01x"), memoryview(b"\x0a\x00\x0a\x01x"), memoryview(b"..\x0a\x00\x0a\x01x")[2:]],
+    ids=["bytearray", "memoryview", "memoryview-slice"],
+)
+def test_request_buffer_label_text(label_text: Any) -> None:
+    v, t = array("d", [1.5, 2.5, 3.5]), array("q", [1, 2, 3])
+    outcome = _same("encode_request", label_text, [2, 3], [1, 2], v, t, None, b"", False)
+    assert outcome[0] == "ok"
 
 
 def test_long_series_and_fields() -> None:
@@ -340,9 +501,12 @@ def test_long_series_and_fields() -> None:
     counts = [n, 2]
     stamps = array("q", list(range(-n // 2, n - n // 2)) + [INT64_MIN, INT64_MAX])
     values = array("d", [float(i) for i in range(n)] + [STALE_NAN, -0.0])
-    extras = [b"", b"\x1a" * 17000]
-    for compress in (False, True):
-        assert _same("encode_request", labels, counts, values, stamps, extras, b"\x1a\x02\x08\x01", compress)[0] == "ok"
+    for extras in ([b"", b"\x1a" * 17000], None):
+        for as_array in (False, True):
+            text, lengths = _joined(labels, as_array)
+            for compress in (False, True):
+                outcome = _same("encode_request", text, lengths, counts, values, stamps, extras, b"\x1a\x02\x08\x01", compress)
+                assert outcome[0] == "ok"
 
 
 def test_special_sample_encodings() -> None:
@@ -353,11 +517,12 @@ def test_special_sample_encodings() -> None:
         (0.0, -1, b"\x12\x0b\x10" + b"\xff" * 9 + b"\x01"),
         (1.0, 1, b"\x12\x0b\x09" + struct.pack("<d", 1.0) + b"\x10\x01"),
     ]
-    for value, ts, sample in cases:
-        got = _native.encode_request([b""], [1], array("d", [value]), array("q", [ts]), [b""], b"", False)
-        assert got == b"\x0a" + bytes([len(sample)]) + sample
-    stale = _native.encode_request([b""], [1], array("d", [STALE_NAN]), array("q", [0]), [b""], b"", False)
-    assert stale[-8:] == struct.pack("<Q", 0x7FF0000000000002) and _bits(STALE_NAN) == 0x7FF0000000000002
+    for extras in ([b""], None):
+        for value, ts, sample in cases:
+            got = _native.encode_request(b"", [0], [1], array("d", [value]), array("q", [ts]), extras, b"", False)
+            assert got == b"\x0a" + bytes([len(sample)]) + sample
+        stale = _native.encode_request(b"", [0], [1], array("d", [STALE_NAN]), array("q", [0]), extras, b"", False)
+        assert stale[-8:] == struct.pack("<Q", 0x7FF0000000000002) and _bits(STALE_NAN) == 0x7FF0000000000002
 
 
 # ------------------------------------------------------ the codec, threads
@@ -385,18 +550,21 @@ def test_threads_share_nothing() -> None:
     """Concurrent calls (cffi releases the GIL in C) each use their own scratch."""
     jobs = []
     for t in range(8):
-        sets = [[("__name__", f"m{t}"), ("i", str(i) * (1 + i % 50 + t * 30))] for i in range(200 + 50 * t)]
-        strings, counts = _flat(sets)
-        fields = _pyproto.encode_label_sets(strings, counts)
+        nul = "\0" if t % 3 == 0 else ""  # some threads take the interleaved fallback
+        sets = [[("__name__", f"m{t}"), ("i", nul + str(i) * (1 + i % 50 + t * 30))] for i in range(200 + 50 * t)]
+        label_args = _flat(sets)
+        fields = _pyproto.encode_labels(*label_args)
         n = len(fields)
-        args = (fields, [1] * n, array("d", [t + 0.5] * n), array("q", range(n)), [b""] * n, b"", bool(t & 1))
-        jobs.append(((strings, counts), fields, args, _pyproto.encode_request(*args)))
+        text, lengths = _joined(fields, as_array=bool(t & 2))
+        extras = None if t & 4 else [b""] * n
+        args = (text, lengths, [1] * n, array("d", [t + 0.5] * n), array("q", range(n)), extras, b"", bool(t & 1))
+        jobs.append((label_args, fields, args, _pyproto.encode_request(*args)))
     failures: List[str] = []
 
     def run(job: Tuple[Any, ...]) -> None:
         label_args, fields, args, expected = job
         for _ in range(30):
-            if _native.encode_label_sets(*label_args) != fields or _native.encode_request(*args) != expected:
+            if _native.encode_labels(*label_args) != fields or _native.encode_request(*args) != expected:
                 failures.append("mismatch")
                 return
 
@@ -410,5 +578,13 @@ def test_threads_share_nothing() -> None:
 
 def test_kernels_object() -> None:
     assert _native.KERNELS.name == "native"
-    assert _native.KERNELS.encode_label_sets is _native.encode_label_sets
+    assert _native.KERNELS.encode_labels is _native.encode_labels
     assert _native.KERNELS.encode_request is _native.encode_request
+    assert _native.KERNELS.compress is _native.compress
+    assert _native.KERNELS.decompress is _native.decompress
+    assert _pyproto.KERNELS.name == "python"
+    assert _pyproto.KERNELS.encode_labels is _pyproto.encode_labels
+    assert _pyproto.KERNELS.encode_request is _pyproto.encode_request
+    for gone in ("encode_label_sets", "encode_label_columns"):  # the old seam
+        assert not hasattr(_native.KERNELS, gone) and not hasattr(_pyproto.KERNELS, gone)
+    assert not hasattr(_native, "encode_label_columns") and not hasattr(_native, "encode_label_sets")
