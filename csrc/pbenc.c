@@ -286,26 +286,6 @@ static int set_invalid(const label_t *v, size_t n)
     return !has_name;
 }
 
-static size_t digits(size_t n)
-{
-    size_t d = 1;
-    while (n >= 10) {
-        n /= 10;
-        d++;
-    }
-    return d;
-}
-
-static uint8_t *put_decimal(uint8_t *p, size_t n)
-{
-    size_t d = digits(n), i;
-    for (i = d; i > 0; i--) {
-        p[i - 1] = (uint8_t)('0' + n % 10);
-        n /= 10;
-    }
-    return p + d;
-}
-
 /* Copies n bytes between distinct buffers; short copies inline, with
  * overlapping word moves that stay inside both. */
 PW_INLINE void copy_bytes(uint8_t *d, const uint8_t *s, size_t n)
@@ -435,10 +415,10 @@ PW_INLINE int encode_sets(const column_t *names, const column_t *values, size_t 
         if (!add_to(&total, field))
             return PW_PB_ETOOBIG;
     }
-    /* then the struct format: at most digits(total) + 1 bytes per set */
-    if (n_sets && digits(total) + 1 > SIZE_MAX / n_sets)
+    /* then the length of each set, as int64 in native byte order */
+    if (n_sets > SIZE_MAX / sizeof(int64_t))
         return PW_PB_ETOOBIG;
-    fmt = n_sets * (digits(total) + 1);
+    fmt = n_sets * sizeof(int64_t);
     alloc = total;
     if (!add_to(&alloc, fmt) || max_count > SIZE_MAX / 2 / sizeof *labels)
         return PW_PB_ETOOBIG;
@@ -498,8 +478,11 @@ PW_INLINE int encode_sets(const column_t *names, const column_t *values, size_t 
                 p += vlen;
             }
         }
-        f = put_decimal(f, (size_t)(p - set_start));
-        *f++ = 's';
+        {
+            int64_t len = (int64_t)(p - set_start);
+            memcpy(f, &len, sizeof len);
+            f += sizeof len;
+        }
     }
     *out = buf;
     info[PW_PB_LEN] = total;

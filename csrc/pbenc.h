@@ -39,7 +39,7 @@ enum {
 
 enum {                    /* slots of the info array (PW_PB_INFO_LEN size_t) */
     PW_PB_LEN = 0,        /* bytes of the result at *out */
-    PW_PB_FMT_LEN = 1,    /* pw_encode_label_sets: bytes of the struct format after them */
+    PW_PB_FMT_LEN = 1,    /* label kernels: bytes of the int64 set lengths after them */
     PW_PB_ERR_SERIES = 2,
     PW_PB_ERR_SAMPLE = 3,
     PW_PB_WANTED = 4,     /* scratch bytes that would have avoided every malloc */
@@ -60,9 +60,9 @@ enum {                    /* slots of the info array (PW_PB_INFO_LEN size_t) */
  * Set i has counts[i] labels (2 * counts[i] strings); the counts must add up
  * to n_strings / 2, else ECOUNTS.
  * On success *out holds all sets' encodings one after the other
- * (info[PW_PB_LEN] bytes) and then a Python struct format that cuts them
- * apart, "<len0>s<len1>s..." (info[PW_PB_FMT_LEN] bytes): struct's
- * unpack_from is the fastest way to turn one buffer into many bytes objects.
+ * (info[PW_PB_LEN] bytes) and then each set's length as an int64 in native
+ * byte order, unaligned (info[PW_PB_FMT_LEN] = 8 * n_sets bytes): the
+ * request encoder takes the joined text and these lengths as they are.
  * EINVALID names the first invalid set in info[PW_PB_ERR_SERIES]. */
 int pw_encode_label_sets(const uint8_t *text, size_t text_len,
                          const int64_t *lengths, size_t n_strings,

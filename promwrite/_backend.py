@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from array import array
 from typing import List, Optional, Protocol, Sequence, Tuple
 
 __all__ = ["Kernels", "available", "kernels", "name"]
@@ -22,13 +23,14 @@ __all__ = ["Kernels", "available", "kernels", "name"]
 class Kernels(Protocol):
     """What a backend provides. Every function is bulk: one call per request.
 
-    encode_labels(names, values, counts) -> list of bytes
+    encode_labels(names, values, counts) -> (bytes, array 'q')
         `names` and `values` are the flat lists of all labels of a request's
         label sets, `counts[i]` the number of labels of set i (label k is
-        (names[k], values[k])). Returns, per set, the encoded ``repeated Label
-        labels = 1`` fields of a prometheus.TimeSeries (each label ``0x0a len
-        <name field><value field>``), with the labels sorted by name (by code
-        point, which is UTF-8 byte order). Raises errors.SeriesError(i,
+        (names[k], values[k])). Returns the encoded ``repeated Label labels =
+        1`` fields of a prometheus.TimeSeries for every set, one after the
+        other, and the length of each (each label ``0x0a len <name field>
+        <value field>``, sorted by name: by code point, which is UTF-8 byte
+        order); encode_request takes both as they are. Raises errors.SeriesError(i,
         problem) for the first set i that is invalid: a name or value not a
         str or not encodable as UTF-8, an empty name, a name not matching
         ``[a-zA-Z_][a-zA-Z0-9_]*``, a duplicate name, an empty value, no
@@ -57,7 +59,9 @@ class Kernels(Protocol):
 
     name: str
 
-    def encode_labels(self, names: Sequence[str], values: Sequence[str], counts: Sequence[int]) -> List[bytes]: ...
+    def encode_labels(
+        self, names: Sequence[str], values: Sequence[str], counts: Sequence[int]
+    ) -> Tuple[bytes, "array[int]"]: ...
 
     def encode_request(
         self,

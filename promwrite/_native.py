@@ -68,7 +68,7 @@ def decompress(data: Buffer, max_length: int) -> bytes:
 
 
 # -------------------------------------------------------------- protobuf ---
-# csrc/pbenc.c; twins of encode_label_sets / encode_request in _pyproto.py.
+# csrc/pbenc.c; twins of encode_labels / encode_request in _pyproto.py.
 # The wrappers cross into C once per call, after a few bulk conversions (join,
 # array, from_buffer). Whatever C does not take (a broken label set, odd
 # arguments) goes to the Python kernel, which raises its exact error.
@@ -79,8 +79,7 @@ def decompress(data: Buffer, max_length: int) -> bytes:
 
 import threading as _threading  # noqa: E402
 from array import array as _array  # noqa: E402
-from struct import Struct as _Struct  # noqa: E402
-from typing import List as _List, Optional as _Optional, Sequence as _Sequence  # noqa: E402
+from typing import List as _List, Optional as _Optional, Sequence as _Sequence, Tuple as _Tuple  # noqa: E402
 
 from . import _pyproto  # noqa: E402
 from .errors import SeriesError  # noqa: E402
@@ -132,18 +131,20 @@ def _int64s(seq: _Sequence[int]):  # -> cdata int64_t[]; OverflowError/TypeError
     return _from_buffer("int64_t[]", _array("Q", seq))  # 'Q' converts faster than 'q'; C rejects >= 2**63
 
 
-def _cut(out, info) -> _List[bytes]:
-    """The per-set bytes of a label kernel's result (then freed if it was malloc'd)."""
+def _joined(out, info) -> _Tuple[bytes, "_array[int]"]:
+    """A label kernel's result as (all sets' bytes, each set's length); then freed if malloc'd."""
     p = out[0]
     n = info[_LEN]
     try:
-        return list(_Struct(_buffer(p + n, info[_FMT_LEN])[:]).unpack_from(_buffer(p, n)))
+        lengths = _array("q")
+        lengths.frombytes(_buffer(p + n, info[_FMT_LEN]))
+        return _buffer(p, n)[:], lengths
     finally:
         if info[_OWNED]:
             _pb_free(p)
 
 
-def _encode_interleaved(names: _List[str], values: _List[str], counts: _Sequence[int]) -> _List[bytes]:
+def _encode_interleaved(names: _List[str], values: _List[str], counts: _Sequence[int]) -> _Tuple[bytes, "_array[int]"]:
     """`encode_labels` for strings that hold "\\0": C splits them by code-point lengths."""
     strings = [x for pair in zip(names, values) for x in pair]
     try:
@@ -158,7 +159,7 @@ def _encode_interleaved(names: _List[str], values: _List[str], counts: _Sequence
     try:
         rc = _pb_encode_label_sets(text, len(text), lengths, len(strings), cnt, len(counts), *scratch, out, info)
         if rc == 0:
-            return _cut(out, info)
+            return _joined(out, info)
         if rc == _PB_ENOMEM:
             raise MemoryError("promwrite: out of memory encoding labels")
     finally:
@@ -166,7 +167,7 @@ def _encode_interleaved(names: _List[str], values: _List[str], counts: _Sequence
     return _pyproto.encode_labels(names, values, counts)  # raises its SeriesError
 
 
-def encode_labels(names: _List[str], values: _List[str], counts: _Sequence[int]) -> _List[bytes]:
+def encode_labels(names: _List[str], values: _List[str], counts: _Sequence[int]) -> _Tuple[bytes, "_array[int]"]:
     """Encoded, sorted, validated label fields per set, in C (see `_backend.Kernels`).
 
     Names and values cross as two "\\0"-joined texts; a string holding "\\0"
@@ -189,7 +190,7 @@ def encode_labels(names: _List[str], values: _List[str], counts: _Sequence[int])
             ntext, len(ntext), vtext, len(vtext), len(names), cnt, len(counts), *scratch, out, info
         )
         if rc == 0:
-            return _cut(out, info)
+            return _joined(out, info)
         if rc == _PB_ENOMEM:
             raise MemoryError("promwrite: out of memory encoding labels")
     finally:

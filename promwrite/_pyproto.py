@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import List, Optional, Sequence
+from array import array
+from typing import List, Optional, Sequence, Tuple
 
 from . import _pysnappy
 from .errors import SeriesError
@@ -105,7 +106,7 @@ def _label_set_problem(pairs: List[tuple]) -> str:
     return ""
 
 
-def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[int]) -> List[bytes]:
+def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[int]) -> Tuple[bytes, "array[int]"]:
     """Encoded, sorted, validated label fields per set (see `_backend.Kernels`)."""
     if len(names) != len(values) or sum(counts) != len(names):
         raise ValueError(f"{len(names)} names, {len(values)} values, counts adding up to {sum(counts)}")
@@ -130,7 +131,7 @@ def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[
                 raise SeriesError(index, f"label {name!r}: value is not valid Unicode text ({exc.reason})") from None
             parts.append(b"\x0a" + varint(len(body)) + body)
         out.append(b"".join(parts))
-    return out
+    return b"".join(out), array("q", map(len, out))
 
 
 def encode_request(

@@ -72,7 +72,7 @@ def encode_with(kernels: Kernels, request: WriteRequest, compress: bool) -> byte
             owner._text, owner._lengths, owner._ones, columns.values, columns.stamps, None, metadata, compress
         )
     series = request.timeseries
-    label_fields = _label_fields(kernels, series)
+    label_text, label_lengths = _label_fields(kernels, series)
     try:
         per_series = [ts.samples for ts in series]
         counts = list(map(len, per_series))
@@ -86,15 +86,18 @@ def encode_with(kernels: Kernels, request: WriteRequest, compress: bool) -> byte
         extras = None
     try:
         return kernels.encode_request(
-            b"".join(label_fields), array("q", map(len, label_fields)),
-            counts, values, stamps, extras, metadata, compress,
-        )  # fmt: skip
+            label_text, label_lengths, counts, values, stamps, extras, metadata, compress
+        )
     except SeriesError as exc:
         raise _named(exc, series, exc.index) from None
 
 
-def _label_fields(kernels: Kernels, series: List[TimeSeries]) -> List[bytes]:
-    """Encoded label fields per series: cached ones from LabelSets, the rest in one kernel call."""
+def _label_fields(kernels: Kernels, series: List[TimeSeries]) -> Tuple[bytes, "array[int]"]:
+    """All series' encoded label fields, joined, and the length of each.
+
+    Cached ones come from LabelSets; the rest are encoded in one kernel call
+    (and cached in their LabelSet, if they have one).
+    """
     kinds = set(map(type, series))
     if kinds - {TimeSeries}:
         index = next(i for i, ts in enumerate(series) if not isinstance(ts, TimeSeries))
@@ -106,11 +109,7 @@ def _label_fields(kernels: Kernels, series: List[TimeSeries]) -> List[bytes]:
             kernels, series, list(range(len(series))), list(chain.from_iterable(given)),
             list(chain.from_iterable(map(dict.values, given))), list(map(len, given)),
         )  # fmt: skip
-    out: List[Optional[bytes]] = [
-        labels._pb if type(labels) is LabelSet else None for labels in given
-    ]
-    if kinds == {LabelSet} and None not in out:  # a steady producer: everything cached
-        return out  # type: ignore[return-value]
+    out: List[Optional[bytes]] = [labels._pb if type(labels) is LabelSet else None for labels in given]
     fresh: List[int] = []  # positions in `series` still to encode
     names: List[str] = []
     values: List[str] = []
@@ -126,19 +125,23 @@ def _label_fields(kernels: Kernels, series: List[TimeSeries]) -> List[bytes]:
             raise SeriesError(index, f"labels must be (name, value) pairs, not {labels!r}") from None
         counts.append(len(pairs))
         fresh.append(index)
-    encoded = _encode_labels(kernels, series, fresh, names, values, counts)
-    for index, fields in zip(fresh, encoded):
-        out[index] = fields
-        labels = given[index]
-        if isinstance(labels, LabelSet):
-            labels._pb = fields
-    return out  # type: ignore[return-value]
+    if fresh:
+        text, lengths = _encode_labels(kernels, series, fresh, names, values, counts)
+        if len(fresh) == len(series) and kinds.isdisjoint({LabelSet}):
+            return text, lengths
+        start = 0
+        for index, length in zip(fresh, lengths):
+            out[index] = fields = text[start : start + length]
+            start += length
+            if isinstance(given[index], LabelSet):
+                given[index]._pb = fields  # type: ignore[union-attr]
+    return b"".join(out), array("q", map(len, out))  # type: ignore[arg-type]
 
 
 def _encode_labels(
     kernels: Kernels, series: List[TimeSeries], where: List[int],
     names: List[str], values: List[str], counts: List[int],
-) -> List[bytes]:  # fmt: skip
+) -> Tuple[bytes, "array[int]"]:  # fmt: skip
     """The kernel's encode_labels, its errors naming the series (series[where[i]] is set i)."""
     try:
         return kernels.encode_labels(names, values, counts)
@@ -169,7 +172,7 @@ class _Columns:
         new = tuple.__new__
         return [
             TimeSeries(labels, (new(Sample, pair),))
-            for labels, pair in zip(self.owner.label_sets, zip(self.values, self.stamps))
+            for labels, pair in zip(self.owner.labels, zip(self.values, self.stamps))
         ]
 
 
@@ -182,19 +185,15 @@ class SeriesSet:
     SeriesError here, at construction.
     """
 
-    __slots__ = ("label_sets", "_text", "_lengths", "_ones")
+    __slots__ = ("labels", "_text", "_lengths", "_ones")
 
     def __init__(self, labels: Iterable[Labels]) -> None:
-        self.label_sets: Tuple[LabelSet, ...] = tuple(
-            ls if isinstance(ls, LabelSet) else LabelSet(ls) for ls in labels
-        )
-        fields = _label_fields(_backend.kernels, [TimeSeries(ls) for ls in self.label_sets])
-        self._text = b"".join(fields)
-        self._lengths = array("q", map(len, fields))
-        self._ones = array("q", [1]) * len(fields)
+        self.labels: Tuple[Labels, ...] = tuple(labels)
+        self._text, self._lengths = _label_fields(_backend.kernels, [TimeSeries(ls) for ls in self.labels])
+        self._ones = array("q", [1]) * len(self.labels)
 
     def __len__(self) -> int:
-        return len(self.label_sets)
+        return len(self.labels)
 
     def request(
         self,
@@ -210,7 +209,7 @@ class SeriesSet:
         All samples share one time (`time`/`timestamp_ms` as for `Sample`,
         default now) unless `timestamps_ms` gives one per series.
         """
-        n = len(self.label_sets)
+        n = len(self.labels)
         try:
             vals = values if type(values) is array and values.typecode == "d" else array("d", values)  # type: ignore[attr-defined]
             if timestamps_ms is None:

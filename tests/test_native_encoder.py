@@ -108,9 +108,24 @@ def _flat(sets: List[List[Tuple[Any, Any]]]) -> Tuple[List[Any], List[Any], List
     return names, values, [len(p) for p in sets]
 
 
+def _cut(text: bytes, lengths: Any) -> List[bytes]:
+    """encode_labels' (text, lengths) cut back into per-set label fields."""
+    out, pos = [], 0
+    for n in lengths:
+        out.append(text[pos : pos + n])
+        pos += n
+    assert pos == len(text), (pos, len(text))
+    return out
+
+
 def _fields(sets: List[List[Tuple[str, str]]]) -> List[bytes]:
-    """The encoded label fields of valid sets (Python kernel)."""
-    return _pyproto.encode_labels(*_flat(sets))
+    """The encoded label fields of valid sets, one bytes per set (Python kernel)."""
+    return _cut(*_pyproto.encode_labels(*_flat(sets)))
+
+
+def _labels_result(per_set: List[bytes]) -> Tuple[bytes, Any]:
+    """encode_labels' return value for the given per-set label fields."""
+    return b"".join(per_set), array("q", map(len, per_set))
 
 
 def _joined(fields: List[Any], as_array: bool = False) -> Tuple[bytes, Any]:
@@ -242,7 +257,11 @@ def request_args(draw: st.DrawFn, ordered: bool = True) -> Tuple[Any, ...]:
 def test_valid_label_sets_identical(sets: List[List[Tuple[str, str]]]) -> None:
     outcome = _same_labels(*_flat(sets))
     assert outcome[0] == "ok", outcome
-    assert len(outcome[1]) == len(sets)
+    text, lengths = outcome[1]
+    assert type(text) is bytes and isinstance(lengths, array) and lengths.typecode == "q"
+    assert len(lengths) == len(sets)
+    # each set's length cuts out exactly what that set encodes to on its own
+    assert _cut(text, lengths) == [_pyproto.encode_labels(*_flat([pairs]))[0] for pairs in sets]
 
 
 @SETTINGS
@@ -278,11 +297,11 @@ def test_nul_strings_take_the_interleaved_path() -> None:
         assert _same("encode_labels", *_flat(plain))[0] == "ok"
     assert not calls  # no "\0": the columns path alone
     outcome = _same_labels(*_flat([[("__name__", "up"), ("job", "a\0b")]]))
-    assert outcome == ("ok", [b"\x0a\x0e\x0a\x08__name__\x12\x02up\x0a\x0a\x0a\x03job\x12\x03a\x00b"])
+    assert outcome == ("ok", _labels_result([b"\x0a\x0e\x0a\x08__name__\x12\x02up\x0a\x0a\x0a\x03job\x12\x03a\x00b"]))
 
 
 def test_label_columns_odd() -> None:
-    assert _same_labels([], [], []) == ("ok", [])
+    assert _same_labels([], [], []) == ("ok", _labels_result([]))
     _same_labels(*_flat([[("__name__", "a\0b")], [("__name__", "up")]]))
     for args in [(["__name__"], [], [1]), (["__name__", "job"], ["up"], [2]), ([], ["up"], [1])]:
         for fn in (_pyproto.encode_labels, _native.encode_labels):
@@ -382,16 +401,20 @@ def test_extras_none_same_as_empty(args: Tuple[Any, ...], compress: bool) -> Non
 
 
 def test_extras_none_same_as_empty_fixed() -> None:
-    fields = _fields([[("__name__", "up"), ("job", "a")], [("__name__", "b")]])
+    sets = [[("__name__", "up"), ("job", "a")], [("__name__", "b")]]
     for n_series in (0, 1, 2):
-        text, lengths = _joined(fields[:n_series])
+        outcome = _same_labels(*_flat(sets[:n_series]))
+        assert outcome[0] == "ok", outcome
+        text, lengths = outcome[1]  # encode_labels' pair, fed as it is
         counts = [2, 1][:n_series]
         v, t = array("d", [1.5, -0.0, 3.0]), array("q", [0, 7, -5])
-        for compress in (False, True):
-            for meta in (b"", b"\x1a\x02\x08\x01"):
-                none = _same("encode_request", text, lengths, counts, v, t, None, meta, compress)
-                empty = _same("encode_request", text, lengths, counts, v, t, [b""] * n_series, meta, compress)
-                assert none[0] == "ok" and none == empty, (n_series, compress)
+        for label_lengths in (lengths, list(lengths)):
+            for compress in (False, True):
+                for meta in (b"", b"\x1a\x02\x08\x01"):
+                    args = (text, label_lengths, counts, v, t)
+                    none = _same("encode_request", *args, None, meta, compress)
+                    empty = _same("encode_request", *args, [b""] * n_series, meta, compress)
+                    assert none[0] == "ok" and none == empty, (n_series, compress)
 
 
 def test_label_lengths_not_covering_label_text() -> None:
@@ -553,11 +576,12 @@ def test_threads_share_nothing() -> None:
         nul = "\0" if t % 3 == 0 else ""  # some threads take the interleaved fallback
         sets = [[("__name__", f"m{t}"), ("i", nul + str(i) * (1 + i % 50 + t * 30))] for i in range(200 + 50 * t)]
         label_args = _flat(sets)
-        fields = _pyproto.encode_labels(*label_args)
-        n = len(fields)
-        text, lengths = _joined(fields, as_array=bool(t & 2))
+        fields = _pyproto.encode_labels(*label_args)  # (text, lengths)
+        text, lengths = fields
+        n = len(lengths)
+        label_lengths = lengths if t & 2 else list(lengths)  # the pair as it is, or lengths as a list
         extras = None if t & 4 else [b""] * n
-        args = (text, lengths, [1] * n, array("d", [t + 0.5] * n), array("q", range(n)), extras, b"", bool(t & 1))
+        args = (text, label_lengths, [1] * n, array("d", [t + 0.5] * n), array("q", range(n)), extras, b"", bool(t & 1))
         jobs.append((label_args, fields, args, _pyproto.encode_request(*args)))
     failures: List[str] = []
 
