@@ -9,8 +9,8 @@
  *   which it was inserted. It is exact (keyed by the 4 bytes themselves, never
  *   a lossy hash), so a hit is always a real 4-byte match and both
  *   implementations see the same hits: a dict keyed by src[ip:ip+4] in
- *   Python, here an open-addressing table keyed by the 32-bit value (linear
- *   probing, at most half full, cleared between blocks by a generation stamp).
+ *   Python, here an open-addressing table of positions whose keys are the
+ *   block's own bytes there (see THE TABLE below).
  * - Scan: ip = next_emit = block start; skip = 32. While ip + 4 <= end: look
  *   up the 4 bytes at ip, then insert ip for them. On a miss,
  *   ip += skip >> 5; skip += 1 (the reference's skip heuristic). On a hit at
@@ -47,48 +47,139 @@ static uint32_t load32(const uint8_t *p)
 
 /* ---------------------------------------------------------------- compress */
 
-typedef struct {
-    uint32_t key;
-    uint16_t pos;
-    uint16_t gen; /* slot is live iff gen equals the table's current gen */
-} slot_t;
+/* THE TABLE of a block (the map 4-byte string -> last inserted position).
+ * A slot holds 1 + a position, or 0 when empty; the key is not stored but
+ * read back from the block (the 4 bytes at that position), so a slot is 2
+ * bytes (positions are <= 65533) and a hit is still an exact 4-byte match.
+ * Open addressing, linear probing from (key * golden ratio) >> (32 - bits).
+ *
+ * Speed: a probe that meets another key costs a mispredicted branch, so the
+ * table is kept sparse (at most 1/GROW_AT full), yet only as large as the
+ * block needs, since it is cleared per block and should stay in L2 (a full
+ * block of realistic data has a few thousand keys: 2^16 slots, 128 KiB). It
+ * starts at the size the previous block needed (the first block: a guess)
+ * and doubles, rehashing, past 1/GROW_AT. It never grows once it is at least
+ * twice the block length, or at MAX_BITS: a block holds at most 65534 keys,
+ * so it is then at most half full and every probe ends on an empty slot.
+ * The size only affects speed, never the map, so never the output. */
+#define MIN_BITS 4u
+#define MAX_BITS 17u
+#define GROW_AT 8u     /* doubles when more than 1/GROW_AT full */
+#define STACK_BITS 12u /* tables up to this size live on the stack */
+#define HASH_MUL 0x9E3779B1u
+#define NO_GROWTH 0xffffffffu
 
 typedef struct {
-    slot_t *slots;
-    uint32_t mask;
-    unsigned shift;
-    uint16_t gen;
+    uint16_t *slots;   /* the table in use: stack, or heap */
+    uint16_t *heap;    /* NULL, or malloc'd room for 1 << heap_bits slots */
+    uint32_t heap_bits;
+    uint32_t bits;     /* the table has 1 << bits slots */
+    uint32_t count;    /* keys in it */
+    uint32_t grow_at;  /* the count at which it doubles */
+    uint16_t stack[1u << STACK_BITS];
 } table_t;
 
-/* Looks key up and sets its position to pos; returns the old position or -1. */
-static int32_t table_swap(table_t *t, uint32_t key, uint16_t pos)
+/* Empties the table, sized for a block of len bytes that may get about guess
+ * keys (the previous block's count; 0 for the first block). 0, or -1 when
+ * out of memory. */
+static int table_reset(table_t *t, uint32_t len, uint32_t guess)
 {
-    uint32_t i = (key * 0x9E3779B1u) >> t->shift;
-    for (;;) {
-        slot_t *s = &t->slots[i];
-        if (s->gen != t->gen) {
-            s->key = key;
-            s->pos = pos;
-            s->gen = t->gen;
-            return -1;
+    uint32_t bits = MIN_BITS;
+    if (guess == 0)
+        guess = len / 4;
+    guess += guess / 4; /* some slack: growing mid-block costs a rehash */
+    while (bits < MAX_BITS && ((1u << bits) / GROW_AT <= guess || bits < STACK_BITS) &&
+           (1u << bits) < 2 * len)
+        bits++;
+    if (bits <= STACK_BITS) {
+        t->slots = t->stack;
+    } else {
+        if (t->heap_bits < bits) {
+            free(t->heap);
+            t->heap = (uint16_t *)malloc(sizeof(uint16_t) << bits);
+            t->heap_bits = t->heap != NULL ? bits : 0;
+            if (t->heap == NULL)
+                return -1;
         }
-        if (s->key == key) {
-            int32_t old = s->pos;
-            s->pos = pos;
-            return old;
-        }
-        i = (i + 1) & t->mask;
+        t->slots = t->heap;
     }
+    t->bits = bits;
+    t->count = 0;
+    /* with 2 * len slots it is never more than half full: no need to grow */
+    t->grow_at = bits < MAX_BITS && (1u << bits) < 2 * len ? (1u << bits) / GROW_AT : NO_GROWTH;
+    memset(t->slots, 0, sizeof(uint16_t) << bits);
+    return 0;
 }
 
-static void table_next_block(table_t *t)
+/* Doubles the table of block blk (of len bytes), rehashing. 0, or -1 when
+ * out of memory. */
+static int table_grow(table_t *t, const uint8_t *blk, uint32_t len)
 {
-    if (t->gen == 0xffffu) {
-        memset(t->slots, 0, ((size_t)t->mask + 1) * sizeof(slot_t));
-        t->gen = 0;
+    uint32_t bits = t->bits + 1, mask = (1u << bits) - 1, n = 1u << t->bits, i;
+    uint16_t *old = t->slots;
+    uint16_t *fresh = (uint16_t *)malloc(sizeof(uint16_t) << bits);
+    if (fresh == NULL)
+        return -1;
+    memset(fresh, 0, sizeof(uint16_t) << bits);
+    for (i = 0; i < n; i++) {
+        uint32_t v = old[i], h;
+        if (v == 0)
+            continue;
+        h = (load32(blk + v - 1) * HASH_MUL) >> (32 - bits);
+        while (fresh[h] != 0) /* the keys are distinct: the first empty slot */
+            h = (h + 1) & mask;
+        fresh[h] = (uint16_t)v;
     }
-    t->gen++;
+    free(t->heap); /* old, unless old is the stack */
+    t->heap = fresh;
+    t->heap_bits = bits;
+    t->slots = fresh;
+    t->bits = bits;
+    t->grow_at = bits < MAX_BITS && (1u << bits) < 2 * len ? (1u << bits) / GROW_AT : NO_GROWTH;
+    return 0;
 }
+
+/* Looks key up and sets its position to pos: v = 1 + its previous position,
+ * or 0 when it is new. Decided by the slot alone, unless the slot holds
+ * another key (rare: the table is sparse). */
+#define TABLE_SWAP(v, key, pos)                                                \
+    do {                                                                       \
+        uint32_t i_ = ((key) * HASH_MUL) >> shift;                             \
+        (v) = slots[i_];                                                       \
+        while ((v) != 0 && load32(blk + (v) - 1) != (key)) {                   \
+            i_ = (i_ + 1) & mask;                                              \
+            (v) = slots[i_];                                                   \
+        }                                                                      \
+        slots[i_] = (uint16_t)((pos) + 1);                                     \
+    } while (0)
+
+/* TABLE_SWAP without the old position, counting a new key. Its loop test is
+ * one branch, true only for a slot holding another key, so whether the key
+ * is new does not cost a misprediction (an empty slot reads the block's first
+ * bytes, and 0 * anything is 0). */
+#define TABLE_PUT(key, pos)                                                    \
+    do {                                                                       \
+        uint32_t i_ = ((key) * HASH_MUL) >> shift, v_ = slots[i_];             \
+        while ((uint64_t)v_ * (load32(blk + v_ - (v_ != 0)) ^ (key)) != 0) {   \
+            i_ = (i_ + 1) & mask;                                              \
+            v_ = slots[i_];                                                    \
+        }                                                                      \
+        slots[i_] = (uint16_t)((pos) + 1);                                     \
+        count += v_ == 0;                                                      \
+    } while (0)
+
+#define TABLE_CHECK_GROWTH()                                                   \
+    do {                                                                       \
+        if (count >= grow_at) {                                                \
+            t->count = count;                                                  \
+            if (table_grow(t, blk, end) != 0)                                  \
+                return NULL;                                                   \
+            slots = t->slots;                                                  \
+            mask = (1u << t->bits) - 1;                                        \
+            shift = 32 - t->bits;                                              \
+            grow_at = t->grow_at;                                              \
+        }                                                                      \
+    } while (0)
 
 static uint8_t *emit_literal(uint8_t *op, const uint8_t *lit, uint32_t len)
 {
@@ -110,14 +201,14 @@ static uint8_t *emit_literal(uint8_t *op, const uint8_t *lit, uint32_t len)
 static uint8_t *emit_copy_piece(uint8_t *op, uint32_t offset, uint32_t len)
 {
     if (len < 12 && offset < 2048) {
-        *op++ = (uint8_t)(((offset >> 3) & 0xe0) | ((len - 4) << 2) | 1);
-        *op++ = (uint8_t)(offset & 0xff);
-    } else {
-        *op++ = (uint8_t)(((len - 1) << 2) | 2);
-        *op++ = (uint8_t)(offset & 0xff);
-        *op++ = (uint8_t)(offset >> 8);
+        op[0] = (uint8_t)(((offset >> 3) & 0xe0) | ((len - 4) << 2) | 1);
+        op[1] = (uint8_t)offset;
+        return op + 2;
     }
-    return op;
+    op[0] = (uint8_t)(((len - 1) << 2) | 2);
+    op[1] = (uint8_t)offset;
+    op[2] = (uint8_t)(offset >> 8);
+    return op + 3;
 }
 
 static uint8_t *emit_copy(uint8_t *op, uint32_t offset, uint32_t len)
@@ -133,47 +224,134 @@ static uint8_t *emit_copy(uint8_t *op, uint32_t offset, uint32_t len)
     return emit_copy_piece(op, offset, len);
 }
 
-/* Length of the common prefix of a[0..most) and b[0..most). */
-static uint32_t common_prefix(const uint8_t *a, const uint8_t *b, uint32_t most)
-{
-    uint32_t i = 0;
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    while (most - i >= 8) {
-        uint64_t x, y;
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        if (x != y)
-            return i + ((uint32_t)__builtin_ctzll(x ^ y) >> 3);
-        i += 8;
-    }
-#endif
-    while (i < most && a[i] == b[i])
-        i++;
-    return i;
-}
-
-static uint8_t *compress_block(table_t *t, const uint8_t *blk, uint32_t end, uint8_t *op)
+#define WORDWISE 1
+static uint64_t load64(const uint8_t *p)
 {
-    uint32_t ip = 0, next_emit = 0, skip = 32;
-    while (end >= 4 && ip <= end - 4) {
-        int32_t cand = table_swap(t, load32(blk + ip), (uint16_t)ip);
-        uint32_t len, offset;
-        if (cand < 0) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+#else
+#define WORDWISE 0
+#endif
+
+/* Compresses the block blk[0..end) to op; NULL when out of memory. src_end
+ * is the end of the whole input: a short literal is copied as 16 bytes when
+ * they are there to read.
+ *
+ * Writes may go up to 16 bytes past the element being written (a short
+ * literal's 16-byte copy, a copy-1's third byte): the output always ends at
+ * least 25 bytes short of pw_snappy_max_compressed_length. (A copy of c
+ * bytes costs <= c - 1; a literal of m costs m + 1, or m + 2 or 3 when
+ * m > 60; every literal but a block's last is followed by a copy. So a
+ * block of L bytes takes <= L + 1 + 2L/61, the whole <= 6 + n + n/65536 +
+ * 2n/61, and the bound is 32 + n + n/6.) */
+static uint8_t *compress_block(table_t *t, const uint8_t *blk, uint32_t end, uint8_t *op,
+                               const uint8_t *src_end)
+{
+    uint16_t *slots = t->slots;
+    uint32_t mask = (1u << t->bits) - 1, shift = 32 - t->bits;
+    uint32_t count = t->count, grow_at = t->grow_at;
+    uint32_t ip = 0, next_emit = 0, skip = 32, limit, cand;
+
+    if (end < 4)
+        goto tail;
+    limit = end - 4; /* the last position with 4 bytes left */
+    for (;;) {
+        /* Misses: a step of skip >> 5, skip growing by one, until a hit. */
+        for (;;) {
+            uint32_t key;
+            if (ip > limit)
+                goto tail;
+            key = load32(blk + ip);
+            TABLE_SWAP(cand, key, ip);
+            if (cand != 0)
+                break;
+            count++;
+            TABLE_CHECK_GROWTH();
             ip += skip >> 5;
             skip++;
-            continue;
         }
-        if (ip > next_emit)
-            op = emit_literal(op, blk + next_emit, ip - next_emit);
-        offset = ip - (uint32_t)cand;
-        len = 4 + common_prefix(blk + cand + 4, blk + ip + 4, end - ip - 4);
-        op = emit_copy(op, offset, len);
-        ip += len;
-        next_emit = ip;
-        skip = 32;
-        if (ip + 3 <= end)
-            table_swap(t, load32(blk + ip - 1), (uint16_t)(ip - 1));
+        /* The literal [next_emit, ip). */
+        if (ip > next_emit) {
+            uint32_t n = ip - next_emit;
+            const uint8_t *lit = blk + next_emit;
+            if (n <= 16 && src_end - lit >= 16) {
+                *op = (uint8_t)((n - 1) << 2);
+                memcpy(op + 1, lit, 16);
+                op += n + 1;
+            } else {
+                op = emit_literal(op, lit, n);
+            }
+        }
+        /* Copies, as long as the position right after one hits again (which
+         * is the main loop's next lookup, with skip = 32, no literal). */
+        for (;;) {
+            const uint8_t *a = blk + cand + 3, *b = blk + ip + 4, *b_end = blk + end;
+            uint32_t len, key, offset = ip + 1 - cand;
+#if WORDWISE
+            for (;;) {
+                uint64_t x;
+                if (b_end - b < 8) {
+                    while (b < b_end && *a == *b) {
+                        a++;
+                        b++;
+                    }
+                    break;
+                }
+                x = load64(a) ^ load64(b);
+                if (x != 0) {
+                    b += (unsigned)__builtin_ctzll(x) >> 3;
+                    break;
+                }
+                a += 8;
+                b += 8;
+            }
+#else
+            while (b < b_end && *a == *b) {
+                a++;
+                b++;
+            }
+#endif
+            len = (uint32_t)(b - blk) - ip;
+            ip += len;
+            next_emit = ip;
+            if (len <= 64) {
+                /* emit_copy_piece without a branch: writes 3 bytes, keeps 2 or 3 */
+                uint32_t one = (uint32_t)(len < 12) & (uint32_t)(offset < 2048), m = 0 - one;
+                uint32_t w = ((((offset >> 3) & 0xe0) | ((len - 4) << 2) | 1 | ((offset & 0xff) << 8)) & m) |
+                             ((((len - 1) << 2) | 2 | (offset << 8)) & ~m);
+                op[0] = (uint8_t)w;
+                op[1] = (uint8_t)(w >> 8);
+                op[2] = (uint8_t)(w >> 16);
+                op += 3 - one;
+            } else {
+                op = emit_copy(op, offset, len);
+            }
+            if (ip > limit) { /* no lookup at ip: maybe the insert at ip - 1 */
+                if (ip + 3 <= end) {
+                    key = load32(blk + ip - 1);
+                    TABLE_PUT(key, ip - 1);
+                }
+                goto tail;
+            }
+            key = load32(blk + ip - 1);
+            TABLE_PUT(key, ip - 1);
+            key = load32(blk + ip);
+            TABLE_SWAP(cand, key, ip);
+            if (cand == 0)
+                break;
+            TABLE_CHECK_GROWTH();
+        }
+        /* that lookup missed: continue the scan from ip + 1, skip 33 */
+        count++;
+        TABLE_CHECK_GROWTH();
+        ip += 1;
+        skip = 33;
     }
+tail:
+    t->count = count;
     if (next_emit < end)
         op = emit_literal(op, blk + next_emit, end - next_emit);
     return op;
@@ -195,7 +373,6 @@ size_t pw_snappy_compress(const uint8_t *src, size_t n, uint8_t *dst)
     uint8_t *op = dst;
     uint64_t v = n;
     size_t start = 0;
-    uint32_t cap = 16;
     table_t t;
 
     if (pw_snappy_max_compressed_length(n) == 0)
@@ -205,28 +382,20 @@ size_t pw_snappy_compress(const uint8_t *src, size_t n, uint8_t *dst)
         v >>= 7;
     }
     *op++ = (uint8_t)v;
-    if (n == 0)
-        return 1;
 
-    /* Twice the largest block: at most half full, so probing always ends. */
-    while (cap < 2 * (n < BLOCK_SIZE ? (uint32_t)n : BLOCK_SIZE))
-        cap <<= 1;
-    t.slots = (slot_t *)calloc(cap, sizeof(slot_t));
-    if (t.slots == NULL)
-        return 0;
-    t.mask = cap - 1;
-    t.shift = 32;
-    for (; cap > 1; cap >>= 1)
-        t.shift--;
-    t.gen = 0;
-
+    t.heap = NULL;
+    t.heap_bits = 0;
+    t.count = 0;
     while (start < n) {
         uint32_t len = n - start < BLOCK_SIZE ? (uint32_t)(n - start) : BLOCK_SIZE;
-        table_next_block(&t);
-        op = compress_block(&t, src + start, len, op);
+        op = table_reset(&t, len, t.count) == 0 ? compress_block(&t, src + start, len, op, src + n) : NULL;
+        if (op == NULL) {
+            free(t.heap);
+            return 0;
+        }
         start += len;
     }
-    free(t.slots);
+    free(t.heap);
     return (size_t)(op - dst);
 }
 

@@ -180,6 +180,169 @@ static void test_round_trips(void)
     free(buf);
 }
 
+/* A plain reference of the compressor specified at the top of snappy.c (and
+ * of promwrite/_pysnappy.py): the exact map is a simple table of full keys,
+ * twice the block size, cleared per block. pw_snappy_compress, with its
+ * sized/growing table of positions, must emit the very same bytes. */
+typedef struct {
+    uint32_t key, pos, used;
+} ref_slot;
+
+static ref_slot *ref_table;
+
+static uint32_t ref_load32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Sets key's position to pos; returns 1 + the old one, or 0. */
+static uint32_t ref_swap(uint32_t key, uint32_t pos)
+{
+    uint32_t i = (key * 0x9E3779B1u) >> 15, old;
+    while (ref_table[i].used && ref_table[i].key != key)
+        i = (i + 1) & 0x1ffff;
+    old = ref_table[i].used ? ref_table[i].pos + 1 : 0;
+    ref_table[i].key = key;
+    ref_table[i].pos = pos;
+    ref_table[i].used = 1;
+    return old;
+}
+
+static uint8_t *ref_literal(uint8_t *op, const uint8_t *lit, uint32_t len)
+{
+    uint32_t n = len - 1;
+    if (n < 60) {
+        *op++ = (uint8_t)(n << 2);
+    } else {
+        unsigned nb = n < 0x100u ? 1 : n < 0x10000u ? 2 : 3, i;
+        *op++ = (uint8_t)((59 + nb) << 2);
+        for (i = 0; i < nb; i++)
+            *op++ = (uint8_t)(n >> (8 * i));
+    }
+    memcpy(op, lit, len);
+    return op + len;
+}
+
+static uint8_t *ref_copy(uint8_t *op, uint32_t offset, uint32_t len)
+{
+    while (len > 0) {
+        uint32_t piece = len >= 68 ? 64 : len > 64 ? 60 : len;
+        if (piece < 12 && offset < 2048) {
+            *op++ = (uint8_t)(((offset >> 3) & 0xe0) | ((piece - 4) << 2) | 1);
+            *op++ = (uint8_t)offset;
+        } else {
+            *op++ = (uint8_t)(((piece - 1) << 2) | 2);
+            *op++ = (uint8_t)offset;
+            *op++ = (uint8_t)(offset >> 8);
+        }
+        len -= piece;
+    }
+    return op;
+}
+
+static size_t ref_compress(const uint8_t *src, size_t n, uint8_t *dst)
+{
+    uint8_t *op = dst;
+    size_t v = n, start;
+    while (v >= 0x80) {
+        *op++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *op++ = (uint8_t)v;
+    for (start = 0; start < n; start += 65536) {
+        const uint8_t *blk = src + start;
+        uint32_t end = n - start < 65536 ? (uint32_t)(n - start) : 65536;
+        uint32_t ip = 0, next_emit = 0, skip = 32;
+        memset(ref_table, 0, sizeof(ref_slot) << 17);
+        while (ip + 4 <= end) {
+            uint32_t cand = ref_swap(ref_load32(blk + ip), ip), len = 4;
+            if (cand == 0) {
+                ip += skip >> 5;
+                skip++;
+                continue;
+            }
+            cand--;
+            if (ip > next_emit)
+                op = ref_literal(op, blk + next_emit, ip - next_emit);
+            while (ip + len < end && blk[cand + len] == blk[ip + len])
+                len++;
+            op = ref_copy(op, ip - cand, len);
+            ip += len;
+            next_emit = ip;
+            skip = 32;
+            if (ip + 3 <= end)
+                ref_swap(ref_load32(blk + ip - 1), ip - 1);
+        }
+        if (next_emit < end)
+            op = ref_literal(op, blk + next_emit, end - next_emit);
+    }
+    return (size_t)(op - dst);
+}
+
+static void same_as_reference(const uint8_t *data, size_t n, const char *what)
+{
+    size_t k, rk;
+    uint8_t *packed = compress_exact(data, n, &k);
+    uint8_t *ref = (uint8_t *)malloc(pw_snappy_max_compressed_length(n));
+    if (ref == NULL)
+        exit(2);
+    rk = ref_compress(data, n, ref);
+    CHECK(k == rk && memcmp(packed, ref, k) == 0, "%s: %zu bytes differ from the reference", what, n);
+    free(ref);
+    free(packed);
+}
+
+/* Many distinct keys at short intervals: 3 fresh bytes, then 4 copied ones. */
+static size_t gen_many_keys(uint8_t *buf, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t j;
+        for (j = 0; j < 3 && i < n; j++)
+            buf[i++] = (uint8_t)rnd();
+        if (i >= 8) {
+            size_t from = i - 4 - below(i - 4 < 2000 ? i - 4 : 2000);
+            for (j = 0; j < 4 && i < n; j++)
+                buf[i++] = buf[from + j];
+        }
+    }
+    return n;
+}
+
+static void test_reference(void)
+{
+    size_t cap = 5 * 65536 + 3000, i, n;
+    uint8_t *buf = (uint8_t *)malloc(cap);
+    ref_table = (ref_slot *)malloc(sizeof(ref_slot) << 17);
+    if (buf == NULL || ref_table == NULL)
+        exit(2);
+    for (n = 0; n <= 300; n++) {
+        size_t j;
+        for (j = 0; j < n; j++)
+            buf[j] = (uint8_t)"abcdab"[below(6)];
+        same_as_reference(buf, n, "small");
+    }
+    for (i = 0; i < 60; i++) {
+        n = gen_input(buf, i % 6 == 0 ? cap : 20000);
+        same_as_reference(buf, n, "generated");
+    }
+    /* a block of few keys, then blocks of many: the table starts small and
+     * grows (rehashes) all the way, mid-block, then a short last block */
+    memset(buf, 0, 65536);
+    gen_many_keys(buf + 65536, 3 * 65536);
+    memset(buf + 4 * 65536, 'q', 1000);
+    gen_many_keys(buf + 4 * 65536 + 1000, cap - 4 * 65536 - 1000);
+    same_as_reference(buf, cap, "growth");
+    same_as_reference(buf, 2 * 65536 + 777, "growth, short last block");
+    gen_many_keys(buf, cap);
+    same_as_reference(buf, cap, "many keys");
+    for (i = 0; i < cap; i++)
+        buf[i] = (uint8_t)rnd();
+    same_as_reference(buf, cap, "random");
+    free(ref_table);
+    free(buf);
+}
+
 struct golden {
     const char *in;
     size_t in_len;
@@ -350,6 +513,7 @@ int main(int argc, char **argv)
     test_streams();
     test_limits();
     test_round_trips();
+    test_reference();
     test_fuzz(iterations, 20.0);
     if (failures) {
         fprintf(stderr, "test_snappy: %d failure(s)\n", failures);

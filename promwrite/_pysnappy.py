@@ -12,7 +12,7 @@ must emit identical bytes for every input, which tests/test_snappy.py checks):
   which it was inserted. It is exact (keyed by the 4 bytes themselves, never a
   lossy hash), so a hit is always a real 4-byte match and both implementations
   see the same hits: here a dict keyed by ``src[ip:ip+4]``, in C an
-  open-addressing table keyed by the 32-bit value.
+  open-addressing table of positions whose keys are read back from the block.
 * Scan: ``ip = next_emit = block start; skip = 32``. While ``ip + 4 <= end``:
   look up the 4 bytes at ip, then insert ip for them. On a miss,
   ``ip += skip >> 5; skip += 1`` (the reference's skip heuristic: after 32

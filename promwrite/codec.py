@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from array import array
 from itertools import chain
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _backend
 from ._backend import Kernels
@@ -272,13 +272,17 @@ def _spans(field: int, spans: Tuple[BucketSpan, ...]) -> bytes:
     )
 
 
+def _oneof_count(int_field: int, float_field: int, value: Union[int, float]) -> bytes:
+    if isinstance(value, float):
+        return tag(float_field, 1) + struct.pack("<d", value)
+    return tag(int_field, 0) + varint(value)
+
+
 def _histogram(h: Histogram) -> bytes:
-    if h.is_float:  # oneof members are written even when zero
-        count = tag(2, 1) + struct.pack("<d", h.count)
-        zero_count = tag(7, 1) + struct.pack("<d", h.zero_count)
-    else:
-        count = tag(1, 0) + varint(h.count)  # type: ignore[arg-type]
-        zero_count = tag(6, 0) + varint(h.zero_count)  # type: ignore[arg-type]
+    # Each oneof is written as its value's kind, even when zero. The
+    # constructor keeps both kinds alike; a decoded histogram keeps the wire's.
+    count = _oneof_count(1, 2, h.count)
+    zero_count = _oneof_count(6, 7, h.zero_count)
     return b"".join(
         [
             count,
