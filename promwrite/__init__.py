@@ -14,6 +14,7 @@ from ._version import __version__
 from .auth import BasicAuth, BearerAuth
 from .client import Client, WriteResponse
 from .codec import SeriesSet, decode, encode
+from .retry import Retry
 from .errors import (
     ConnectError,
     DecodeError,
@@ -21,6 +22,7 @@ from .errors import (
     SeriesError,
     SnappyError,
     TimeoutError,
+    UnsupportedProtocolError,
     WriteError,
 )
 from .model import (
@@ -38,6 +40,7 @@ from .model import (
     WriteRequest,
     is_stale_nan,
 )
+from .writer import FailedBatch, QueueFullError, Writer, WriterStats
 
 #: "native" when the C accelerator is in use, "python" otherwise.
 backend: str = _backend.name
@@ -51,22 +54,28 @@ __all__ = [
     "ConnectError",
     "DecodeError",
     "Exemplar",
+    "FailedBatch",
     "Histogram",
     "Label",
     "LabelSet",
     "MetricMetadata",
     "MetricType",
     "PromwriteError",
+    "QueueFullError",
     "ResetHint",
+    "Retry",
     "Sample",
     "SeriesError",
     "SeriesSet",
     "SnappyError",
     "TimeSeries",
     "TimeoutError",
+    "UnsupportedProtocolError",
     "WriteError",
     "WriteRequest",
     "WriteResponse",
+    "Writer",
+    "WriterStats",
     "__version__",
     "backend",
     "decode",

@@ -1,7 +1,8 @@
 """Backend choice: the C accelerator or pure Python, chosen once at import.
 
 A backend is a set of *kernels*: the few bulk operations that dominate the cost
-of a write (label encoding, request framing, snappy). `codec` and `snappy` hold
+of a write (label encoding, request framing, remote write 2.0's string
+interning and framing, snappy). `codec` and `snappy` hold
 the logic around them and call whichever set was chosen here. Both sets produce
 byte-identical output; the tests run every codec test against each.
 
@@ -51,6 +52,31 @@ class Kernels(Protocol):
         series i are not strictly increasing. With `compress` true the result
         is snappy-compressed (block format) as `compress` below would do it.
 
+    encode_symbols_v2(label_text, label_lengths, strings)
+            -> (symbols, refs_text, refs_lengths, string_refs)
+        Remote write 2.0: interns the strings of a request. `label_text` and
+        `label_lengths` are encode_labels' result (each set a sequence of
+        prometheus.Label fields exactly as encode_labels writes them, else
+        ValueError); `strings` more strings (bytes: exemplar labels, metadata
+        help and unit). Indexes "" first, then every label name and value in
+        order (name before value), then each of `strings`, each distinct
+        string once, in order of first use. Returns the encoded ``repeated
+        string symbols = 4`` fields of an io.prometheus.write.v2.Request;
+        per set its packed ``labels_refs = 1`` field (nothing for an empty
+        set), joined, and the length of each (array 'q'); the index of each
+        of `strings` (array 'q').
+
+    encode_request_v2(symbols, refs_text, refs_lengths, counts, values,
+                      timestamps, starts, extras, compress) -> bytes
+        The serialized io.prometheus.write.v2.Request: `symbols` verbatim,
+        then len(refs_lengths) ``TimeSeries timeseries = 5`` fields. Series i
+        has the next refs_lengths[i] bytes of `refs_text` (its labels_refs
+        field), counts[i] samples from `values`/`timestamps` as in
+        encode_request, each with ``start_timestamp = 3`` = starts[i] unless
+        that is 0 (`starts`: array 'q' or None), then extras[i] verbatim
+        (histogram, exemplar and metadata fields; None when no series has
+        any). Timestamp order and `compress` as for encode_request.
+
     compress(data) -> bytes, decompress(data, max_length) -> bytes
         Snappy block format. decompress raises errors.SnappyError (a
         ValueError) on corrupt or truncated input, and when the declared length
@@ -72,6 +98,23 @@ class Kernels(Protocol):
         timestamps: Sequence[int],
         extras: Optional[Sequence[bytes]],
         metadata: bytes,
+        compress: bool,
+    ) -> bytes: ...
+
+    def encode_symbols_v2(
+        self, label_text: bytes, label_lengths: Sequence[int], strings: Sequence[bytes]
+    ) -> Tuple[bytes, bytes, "array[int]", "array[int]"]: ...
+
+    def encode_request_v2(
+        self,
+        symbols: bytes,
+        refs_text: bytes,
+        refs_lengths: Sequence[int],
+        counts: Sequence[int],
+        values: Sequence[float],
+        timestamps: Sequence[int],
+        starts: Optional[Sequence[int]],
+        extras: Optional[Sequence[bytes]],
         compress: bool,
     ) -> bytes: ...
 

@@ -256,6 +256,138 @@ def encode_request(
         _give_back(scratch, info[_WANTED])
 
 
+# ------------------------------------------------------ remote write 2.0 ---
+# csrc/pbenc2.c; twins of encode_symbols_v2 / encode_request_v2 in _pyproto.py,
+# wrapped as the 1.0 kernels above are (bulk conversions, one crossing, the
+# thread's scratch, and the Python kernel for whatever C does not take).
+
+try:
+    _pb2_encode_symbols = lib.pw_encode_symbols_v2
+    _pb2_encode_request = lib.pw_encode_request_v2
+except AttributeError as _exc:  # an accelerator built before csrc/pbenc2.c existed
+    raise ImportError(
+        f"promwrite._cext is out of date ({_exc}); rebuild it: pip install . (or python csrc/cffi_build.py)"
+    ) from None
+_INFO2 = f"size_t[{lib.PW_PB2_INFO_LEN}]"
+_LEN2 = lib.PW_PB2_LEN
+_SYMBOLS_LEN2 = lib.PW_PB2_SYMBOLS_LEN
+_REFS_LEN2 = lib.PW_PB2_REFS_LEN
+_ERR_SERIES2 = lib.PW_PB2_ERR_SERIES
+_ERR_SAMPLE2 = lib.PW_PB2_ERR_SAMPLE
+_WANTED2 = lib.PW_PB2_WANTED
+_OWNED2 = lib.PW_PB2_OWNED
+
+
+def _as_bytes(data):  # -> bytes, or cdata over the buffer
+    return data if type(data) is bytes else _from_buffer("uint8_t[]", data)
+
+
+def encode_symbols_v2(
+    label_text: bytes, label_lengths: _Sequence[int], strings: _Sequence[bytes]
+) -> _Tuple[bytes, bytes, "_array[int]", "_array[int]"]:
+    """The symbols table and label references of a v2 Request, in C (see `_backend.Kernels`)."""
+    args = (label_text, label_lengths, strings)
+    try:
+        llens = _int64s(label_lengths)
+        ltext = _as_bytes(label_text)
+        stext = b"".join(strings)
+        slens = _int64s(list(map(len, strings))) if strings else _NULL
+    except (TypeError, ValueError, OverflowError):
+        return _pyproto.encode_symbols_v2(*args)
+    n_sets = len(label_lengths)
+    out = _new("uint8_t **")
+    info = _new(_INFO2)
+    scratch = _take_scratch()
+    try:
+        rc = _pb2_encode_symbols(
+            ltext, len(label_text), llens, n_sets, stext, len(stext), slens, len(strings), *scratch, out, info
+        )
+        if rc == 0:
+            p = out[0]
+            try:
+                data = _buffer(p, info[_LEN2])
+                a = info[_SYMBOLS_LEN2]
+                b = a + info[_REFS_LEN2]
+                c = b + 8 * n_sets
+                lengths = _array("q")
+                lengths.frombytes(data[b:c])
+                refs = _array("q")
+                refs.frombytes(data[c:])
+                return data[:a], data[a:b], lengths, refs
+            finally:
+                if info[_OWNED2]:
+                    _pb_free(p)
+        if rc == _PB_ENOMEM:
+            raise MemoryError("promwrite: out of memory interning strings")
+    finally:
+        _give_back(scratch, info[_WANTED2])
+    return _pyproto.encode_symbols_v2(*args)  # raises its ValueError
+
+
+def encode_request_v2(
+    symbols: bytes,
+    refs_text: bytes,
+    refs_lengths: _Sequence[int],
+    counts: _Sequence[int],
+    values: _Sequence[float],
+    timestamps: _Sequence[int],
+    starts: _Optional[_Sequence[int]],
+    extras: _Optional[_Sequence[bytes]],
+    compress: bool,
+) -> bytes:
+    """A serialized (and maybe compressed) io.prometheus.write.v2.Request, in C (see `_backend.Kernels`)."""
+    args = (symbols, refs_text, refs_lengths, counts, values, timestamps, starts, extras, compress)
+    n = len(refs_lengths)
+    try:
+        if len(counts) != n or (extras is not None and len(extras) != n) or (starts is not None and len(starts) != n):
+            raise ValueError("lengths differ")
+        rlens = _int64s(refs_lengths)
+        rtext = _as_bytes(refs_text)
+        stext = _as_bytes(symbols)
+        etext = b"".join(extras) if extras is not None else b""
+        elens = _int64s(list(map(len, extras))) if etext else _NULL
+        cnt = _int64s(counts)
+        if type(values) is not _array or values.typecode != "d":
+            values = _array("d", values)
+        if type(timestamps) is not _array or timestamps.typecode != "q":
+            timestamps = _array("q", timestamps)
+        begins = _NULL
+        if starts is not None:
+            if type(starts) is not _array or starts.typecode != "q":
+                starts = _array("q", starts)
+            begins = _from_buffer(starts) if n else _NULL
+        vals = _from_buffer(values)
+        stamps = _from_buffer(timestamps)
+    except (TypeError, ValueError, OverflowError):  # whatever C does not take, Python words
+        return _pyproto.encode_request_v2(*args)
+    out = _new("uint8_t **")
+    info = _new(_INFO2)
+    scratch = _take_scratch()
+    try:
+        rc = _pb2_encode_request(
+            stext, len(symbols), rtext, len(refs_text), rlens, cnt, n, vals, len(values), stamps, len(timestamps),
+            begins, etext, len(etext), elens, 1 if compress else 0, *scratch, out, info,
+        )  # fmt: skip
+        if rc:
+            if rc == _PB_EORDER:
+                j = info[_ERR_SAMPLE2]
+                problem = f"sample timestamps must increase: {timestamps[j]} comes after {timestamps[j - 1]}"
+                raise SeriesError(info[_ERR_SERIES2], problem)
+            if rc == _PB_ENOMEM:
+                raise MemoryError("promwrite: out of memory encoding a request")
+            if rc == _PB_ETOOBIG and compress:  # over snappy's limit: its own error
+                return _snappy_compress(encode_request_v2(*args[:-1], False))
+            return _pyproto.encode_request_v2(*args)
+        p = out[0]
+        try:
+            return _buffer(p, info[_LEN2])[:]
+        finally:
+            if info[_OWNED2]:
+                _pb_free(p)
+    finally:
+        _give_back(scratch, info[_WANTED2])
+
+
 # --------------------------------------------------------------- KERNELS ---
 
 
@@ -267,6 +399,8 @@ class _NativeKernels:
     decompress = staticmethod(decompress)
     encode_labels = staticmethod(encode_labels)
     encode_request = staticmethod(encode_request)
+    encode_symbols_v2 = staticmethod(encode_symbols_v2)
+    encode_request_v2 = staticmethod(encode_request_v2)
 
     def __repr__(self) -> str:
         return "<promwrite backend 'native'>"

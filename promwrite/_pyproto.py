@@ -179,12 +179,144 @@ def encode_request(
     return _pysnappy.compress(out) if compress else out
 
 
+# --- remote write 2.0 (io.prometheus.write.v2.Request) ----------------------
+# Twins of csrc/pbenc2.c. A Request is `repeated string symbols = 4` (every
+# string once, "" first) then `repeated TimeSeries timeseries = 5`, whose
+# labels are `repeated uint32 labels_refs = 1` (packed indices into symbols).
+
+
+def _label_strings(label_text: bytes, start: int, end: int) -> List[bytes]:
+    """name, value, name, value, ... of the Label fields in label_text[start:end],
+    which must be exactly as encode_labels writes them; else ValueError."""
+    out = []
+    pos = start
+    text = label_text
+    try:
+        while pos < end:
+            if text[pos] != 0x0A:
+                raise IndexError
+            size, pos = _uvarint(text, pos + 1)
+            stop = pos + size
+            if stop > end or text[pos] != 0x0A:
+                raise IndexError
+            size, pos = _uvarint(text, pos + 1)
+            out.append(text[pos : pos + size])
+            pos += size
+            if pos >= stop or text[pos] != 0x12:
+                raise IndexError
+            size, pos = _uvarint(text, pos + 1)
+            out.append(text[pos : pos + size])
+            pos += size
+            if pos != stop:
+                raise IndexError
+    except IndexError:
+        raise ValueError("label_text is not a sequence of Label fields as encode_labels writes them") from None
+    return out
+
+
+def _uvarint(text: bytes, pos: int) -> Tuple[int, int]:
+    """A varint at text[pos] (at most 10 bytes) and the position after it; IndexError if malformed."""
+    byte = text[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    value = byte & 0x7F
+    shift = 7
+    while True:
+        pos += 1
+        byte = text[pos]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if shift == 63 and byte > 1:
+                raise IndexError
+            return value, pos + 1
+        shift += 7
+        if shift > 63:
+            raise IndexError
+
+
+def _packed_refs(refs: List[int]) -> bytes:
+    """Field 1 (labels_refs) of a v2 TimeSeries or Exemplar: packed varints; b"" when empty."""
+    if not refs:
+        return b""
+    body = bytes(refs) if max(refs) < 0x80 else b"".join(map(varint, refs))
+    return b"\x0a" + varint(len(body)) + body
+
+
+def encode_symbols_v2(
+    label_text: bytes, label_lengths: Sequence[int], strings: Sequence[bytes]
+) -> Tuple[bytes, bytes, "array[int]", "array[int]"]:
+    """The symbols table and label references of a v2 Request (see `_backend.Kernels`)."""
+    if sum(label_lengths) != len(label_text) or any(n < 0 for n in label_lengths):
+        raise ValueError("label_lengths must cover label_text")
+    if type(label_text) is not bytes:
+        label_text = bytes(label_text)
+    table = {b"": 0}
+    intern = table.setdefault
+    parts = []
+    start = 0
+    for length in label_lengths:
+        end = start + length
+        parts.append(_packed_refs([intern(s, len(table)) for s in _label_strings(label_text, start, end)]))
+        start = end
+    string_refs = array("q", [intern(bytes(s), len(table)) for s in strings])
+    symbols = b"".join([b"\x22" + varint(len(s)) + s for s in table])
+    return symbols, b"".join(parts), array("q", map(len, parts)), string_refs
+
+
+def encode_request_v2(
+    symbols: bytes,
+    refs_text: bytes,
+    refs_lengths: Sequence[int],
+    counts: Sequence[int],
+    values: Sequence[float],
+    timestamps: Sequence[int],
+    starts: Optional[Sequence[int]],
+    extras: Optional[Sequence[bytes]],
+    compress: bool,
+) -> bytes:
+    """A serialized io.prometheus.write.v2.Request from flat parts (see `_backend.Kernels`)."""
+    n = len(refs_lengths)
+    if sum(refs_lengths) != len(refs_text) or len(counts) != n or any(x < 0 for x in refs_lengths):
+        raise ValueError("refs_lengths must cover refs_text, one length per series")
+    if (starts is not None and len(starts) != n) or (extras is not None and len(extras) != n):
+        raise ValueError("starts and extras need one entry per series")
+    if any(c < 0 for c in counts) or sum(counts) > min(len(values), len(timestamps)):
+        raise ValueError("the sample counts add up to more values or timestamps than given")
+    pack = _DOUBLE.pack
+    parts = [symbols]
+    pos = 0
+    start = 0
+    for index, length in enumerate(refs_lengths):
+        body = [refs_text[start : start + length]]
+        start += length
+        begun = starts[index] if starts is not None else 0
+        tail = b"\x18" + varint(begun) if begun else b""
+        prev = None
+        for j in range(pos, pos + counts[index]):
+            ts = timestamps[j]
+            if prev is not None and ts <= prev:
+                raise SeriesError(index, f"sample timestamps must increase: {ts} comes after {prev}")
+            prev = ts
+            packed = pack(values[j])
+            sample = (b"\x09" + packed if packed != _ZERO8 else b"") + (b"\x10" + varint(ts) if ts else b"") + tail
+            body.append(b"\x12" + _SMALL[len(sample)] + sample)
+        pos += counts[index]
+        if extras is not None:
+            body.append(extras[index])
+        series = b"".join(body)
+        parts.append(b"\x2a" + varint(len(series)) + series)
+    out = b"".join(parts)
+    return _pysnappy.compress(out) if compress else out
+
+
 class _PythonKernels:
     """The pure-Python backend's kernels (see `_backend.Kernels`)."""
 
     name = "python"
     encode_labels = staticmethod(encode_labels)
     encode_request = staticmethod(encode_request)
+    encode_symbols_v2 = staticmethod(encode_symbols_v2)
+    encode_request_v2 = staticmethod(encode_request_v2)
     compress = staticmethod(_pysnappy.compress)
     decompress = staticmethod(_pysnappy.decompress)
 

@@ -14,13 +14,14 @@ import ssl
 import threading
 import urllib.parse
 import urllib.request
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import codec
 from ._version import __version__
 from .auth import Auth, BasicAuth
-from .errors import ConnectError, PromwriteError, TimeoutError, WriteError
+from .errors import ConnectError, PromwriteError, TimeoutError, UnsupportedProtocolError, WriteError
 from .model import WriteRequest
+from .retry import Retry
 
 __all__ = ["Client", "WriteResponse"]
 
@@ -32,22 +33,70 @@ PROTOCOL_HEADERS = {
     "Content-Type": "application/x-protobuf",
     "X-Prometheus-Remote-Write-Version": "0.1.0",
 }
+#: What a remote-write 2.0 request carries instead (no space after ";": some
+#: receivers do not parse one, and read the body as 1.0).
+PROTOCOL_HEADERS_V2 = {
+    "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+    "X-Prometheus-Remote-Write-Version": "2.0.0",
+}
+#: The response headers by which a 2.0 receiver says how much it wrote.
+WRITTEN_HEADERS = (
+    "X-Prometheus-Remote-Write-Samples-Written",
+    "X-Prometheus-Remote-Write-Histograms-Written",
+    "X-Prometheus-Remote-Write-Exemplars-Written",
+)
 _MAX_ERROR_BODY = 64 * 1024  # bytes of an error answer kept for WriteError.body
 _MAX_IDLE = 16  # kept-alive connections per client
 
 
 class WriteResponse:
-    """A 2xx answer: its status, headers (case-insensitive) and body."""
+    """A 2xx answer: its status, headers (case-insensitive) and body.
 
-    __slots__ = ("status", "headers", "body")
+    `protocol` is the remote-write version the request went as ("1.0", or
+    "2.0"); `samples_written`, `histograms_written` and `exemplars_written`
+    are the counts a 2.0 receiver reports (None when the header is absent).
+    """
 
-    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+    __slots__ = ("status", "headers", "body", "protocol")
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes, protocol: str = "1.0") -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.protocol = protocol
+
+    def _count(self, name: str) -> Optional[int]:
+        value = self.headers.get(name)
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            return None
+
+    @property
+    def samples_written(self) -> Optional[int]:
+        return self._count(WRITTEN_HEADERS[0])
+
+    @property
+    def histograms_written(self) -> Optional[int]:
+        return self._count(WRITTEN_HEADERS[1])
+
+    @property
+    def exemplars_written(self) -> Optional[int]:
+        return self._count(WRITTEN_HEADERS[2])
+
+    @property
+    def reports_written(self) -> bool:
+        """True when the receiver sent any of the written-count headers (2.0 receivers must)."""
+        return any(self.headers.get(name) is not None for name in WRITTEN_HEADERS)
 
     def __repr__(self) -> str:
-        return f"WriteResponse(status={self.status}, body={self.body[:200]!r})"
+        counts = ""
+        if self.reports_written:
+            counts = (
+                f", samples_written={self.samples_written}, histograms_written={self.histograms_written},"
+                f" exemplars_written={self.exemplars_written}"
+            )
+        return f"WriteResponse(status={self.status}, protocol={self.protocol!r}{counts}, body={self.body[:200]!r})"
 
 
 def redact_url(url: str) -> str:
@@ -73,6 +122,14 @@ class Client:
     (client certificate) and `insecure_skip_verify`. `proxy` is a proxy URL;
     by default the ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` environment is
     honoured, and ``proxy=""`` turns proxies off.
+
+    `protocol` is the remote-write version to send: "1.0" (the default;
+    every receiver takes it) or "2.0" (interned strings, metadata and start
+    timestamps per series; Prometheus 2.54+ takes it). When a receiver shows
+    it does not take 2.0 (a 415, or a 2xx without the written-count headers
+    2.0 receivers send), the client re-sends that request as 1.0 and uses 1.0
+    from then on (`protocol` says which is in use), unless `fallback` is
+    False: then `UnsupportedProtocolError` says why.
     """
 
     def __init__(
@@ -89,7 +146,11 @@ class Client:
         insecure_skip_verify: bool = False,
         proxy: Optional[str] = None,
         user_agent: Optional[str] = None,
+        protocol: str = "1.0",
+        fallback: bool = True,
     ) -> None:
+        self._protocol = codec._check_protocol(protocol)
+        self.fallback = bool(fallback)
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"the URL must be http:// or https:// with a host, not {redact_url(url)!r}")
@@ -208,18 +269,88 @@ class Client:
     # -- writing --------------------------------------------------------------
 
     def write(
-        self, request: WriteRequest, *, headers: Optional[Mapping[str, str]] = None
+        self,
+        request: WriteRequest,
+        *,
+        headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[Retry] = None,
     ) -> WriteResponse:
         """Encode, compress and POST `request`; raise WriteError on a non-2xx answer.
 
         Invalid input raises ValueError (a SeriesError naming the series)
         before anything is sent; unreachable endpoints raise ConnectError,
-        slow ones TimeoutError.
+        slow ones TimeoutError. With `retry` (a `promwrite.Retry`), failures it
+        retries are retried with its backoff, and the last error is raised when
+        it gives up; by default nothing is retried. The request is encoded once.
+        With `protocol` "2.0", a receiver that does not take 2.0 gets the
+        request again as 1.0 (see the class docstring).
         """
-        return self.send(codec.encode_payload(request), headers=headers)
+        protocol = self._protocol
+        if protocol == "1.0":
+            return self.send(codec.encode_payload(request), headers=headers, retry=retry)
+        payload = codec.encode_payload(request, protocol)
+        return self._send_v2(payload, headers, retry, lambda: codec.encode_payload(request))
 
-    def send(self, payload: bytes, *, headers: Optional[Mapping[str, str]] = None) -> WriteResponse:
-        """POST an already encoded, snappy-compressed payload (e.g. one kept on disk)."""
+    @property
+    def protocol(self) -> str:
+        """The remote-write version `write` sends: as configured, or "1.0" after a fallback."""
+        return self._protocol
+
+    def _send_v2(
+        self,
+        payload: bytes,
+        headers: Optional[Mapping[str, str]],
+        retry: Optional[Retry],
+        as_v1: Callable[[], bytes],
+    ) -> WriteResponse:
+        """POST a 2.0 payload; if the receiver shows it does not take 2.0, fall back (or raise)."""
+        v2_headers = {**(headers or {}), **PROTOCOL_HEADERS_V2}
+        try:
+            response = self.send(payload, headers=v2_headers, retry=retry)  # the bytes as they are
+        except WriteError as exc:
+            if exc.status != 415:
+                raise
+            status, body, answer_headers = exc.status, exc.body, exc.headers
+            reason = f"it answered HTTP 415 Unsupported Media Type ({body.strip()[:200] or 'no reason given'})"
+        else:
+            if response.reports_written:
+                response.protocol = "2.0"
+                return response
+            status, body, answer_headers = response.status, response.body.decode("utf-8", "replace"), response.headers
+            reason = (
+                f"it answered HTTP {status} without any X-Prometheus-Remote-Write-*-Written header, as a"
+                " 1.0 receiver does (it reads a 2.0 body as an empty 1.0 request)"
+            )
+        if not self.fallback:
+            raise UnsupportedProtocolError(self.url, status, body, answer_headers, "2.0", reason)
+        log.warning("remote write to %s: %s; sending as 1.0 from now on", self.url, reason)
+        self._protocol = "1.0"
+        return self.send(as_v1(), headers=headers, retry=retry)
+
+    def send(
+        self,
+        payload: bytes,
+        *,
+        headers: Optional[Mapping[str, str]] = None,
+        retry: Optional[Retry] = None,
+        protocol: str = "1.0",
+    ) -> WriteResponse:
+        """POST an already encoded, snappy-compressed payload (e.g. one kept on disk).
+
+        `retry` as for `write`. `protocol` is the payload's remote-write
+        version; a "2.0" payload falls back as `write` does (decoded and
+        encoded again as 1.0), or raises UnsupportedProtocolError.
+        """
+        if protocol != "1.0":
+            codec._check_protocol(protocol)
+            return self._send_v2(
+                payload, headers, retry, lambda: codec.encode_payload(codec.decode_payload(payload, protocol="2.0"))
+            )
+        if retry is None:
+            return self._send_once(payload, headers)
+        return retry.call(lambda: self._send_once(payload, headers))
+
+    def _send_once(self, payload: bytes, headers: Optional[Mapping[str, str]]) -> WriteResponse:
         all_headers = dict(self._headers)
         if headers:
             all_headers.update(headers)

@@ -1,4 +1,5 @@
-"""Encoding and decoding of ``prometheus.WriteRequest`` (remote write 1.0).
+"""Encoding and decoding of ``prometheus.WriteRequest`` (remote write 1.0),
+and, with ``protocol="2.0"``, of ``io.prometheus.write.v2.Request`` (in `_codec2`).
 
 `encode` turns the model into the exact bytes the official protobuf library
 would produce; `encode_payload` also snappy-compresses them, as they go on the
@@ -12,6 +13,7 @@ from __future__ import annotations
 import struct
 from array import array
 from itertools import chain
+from operator import attrgetter
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _backend
@@ -49,21 +51,40 @@ from .model import (
     INT64_MIN,
 )
 
-__all__ = ["SeriesSet", "decode", "decode_payload", "encode", "encode_payload"]
+__all__ = ["PROTOCOLS", "SeriesSet", "decode", "decode_payload", "encode", "encode_payload"]
+
+#: The remote-write protocol versions: "1.0" (prometheus.WriteRequest) and
+#: "2.0" (io.prometheus.write.v2.Request).
+PROTOCOLS = ("1.0", "2.0")
 
 
-def encode(request: WriteRequest) -> bytes:
-    """The serialized WriteRequest, uncompressed; raises SeriesError/ValueError for bad input."""
-    return encode_with(_backend.kernels, request, compress=False)
+def _check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be '1.0' or '2.0', not {protocol!r}")
+    return protocol
 
 
-def encode_payload(request: WriteRequest) -> bytes:
+def encode(request: WriteRequest, protocol: str = "1.0") -> bytes:
+    """The serialized request, uncompressed; raises SeriesError/ValueError for bad input.
+
+    `protocol` "1.0" gives a prometheus.WriteRequest, "2.0" an
+    io.prometheus.write.v2.Request of the same content.
+    """
+    return encode_with(_backend.kernels, request, compress=False, protocol=protocol)
+
+
+def encode_payload(request: WriteRequest, protocol: str = "1.0") -> bytes:
     """The request as remote write sends it: serialized, then snappy-compressed."""
-    return encode_with(_backend.kernels, request, compress=True)
+    return encode_with(_backend.kernels, request, compress=True, protocol=protocol)
 
 
-def encode_with(kernels: Kernels, request: WriteRequest, compress: bool) -> bytes:
+def encode_with(kernels: Kernels, request: WriteRequest, compress: bool, protocol: str = "1.0") -> bytes:
     """`encode`/`encode_payload` with the given backend (tests run each backend)."""
+    if protocol != "1.0":
+        from ._codec2 import encode_v2
+
+        _check_protocol(protocol)
+        return encode_v2(kernels, request, compress)
     metadata = b"".join(_metadata(m) for m in request.metadata)
     columns = request._columns
     if isinstance(columns, _Columns):
@@ -73,6 +94,8 @@ def encode_with(kernels: Kernels, request: WriteRequest, compress: bool) -> byte
         )
     series = request.timeseries
     label_text, label_lengths = _label_fields(kernels, series)
+    if any(map(_get_metadata, series)):  # remote write 2.0's per-series metadata, as 1.0 can send it
+        metadata += b"".join(map(_metadata, _series_metadata_v1(request.metadata, series)))
     try:
         per_series = [ts.samples for ts in series]
         counts = list(map(len, per_series))
@@ -90,6 +113,36 @@ def encode_with(kernels: Kernels, request: WriteRequest, compress: bool) -> byte
         )
     except SeriesError as exc:
         raise _named(exc, series, exc.index) from None
+
+
+_get_metadata = attrgetter("metadata")
+
+
+def metric_name(ts: TimeSeries) -> str:
+    """The ``__name__`` label of a series ("" when it has none)."""
+    labels = ts._labels
+    if type(labels) is dict:
+        name = labels.get("__name__", "")
+    else:
+        name = next((v for n, v in label_pairs(labels) if n == "__name__"), "")  # type: ignore[union-attr]
+    return name if isinstance(name, str) else ""
+
+
+def _series_metadata_v1(given: List[MetricMetadata], series: List[TimeSeries]) -> List[MetricMetadata]:
+    """Per-series metadata as request-level entries (family "" = the series' name), new ones only."""
+    seen = set(given)
+    out = []
+    for ts in series:
+        m = ts.metadata
+        if m is None:
+            continue
+        if not isinstance(m, MetricMetadata):
+            raise ValueError(f"metadata must be a MetricMetadata, not {type(m).__name__}")
+        entry = m if m.metric_family_name else m._replace(metric_family_name=metric_name(ts))
+        if entry not in seen:
+            seen.add(entry)
+            out.append(entry)
+    return out
 
 
 def _label_fields(kernels: Kernels, series: List[TimeSeries]) -> Tuple[bytes, "array[int]"]:
@@ -185,12 +238,13 @@ class SeriesSet:
     SeriesError here, at construction.
     """
 
-    __slots__ = ("labels", "_text", "_lengths", "_ones")
+    __slots__ = ("labels", "_text", "_lengths", "_ones", "_v2")
 
     def __init__(self, labels: Iterable[Labels]) -> None:
         self.labels: Tuple[Labels, ...] = tuple(labels)
         self._text, self._lengths = _label_fields(_backend.kernels, [TimeSeries(ls) for ls in self.labels])
         self._ones = array("q", [1]) * len(self.labels)
+        self._v2: Optional[tuple] = None  # remote write 2.0: symbols and references, made on first use
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -322,13 +376,20 @@ _F64 = struct.Struct("<d")
 _Field = Tuple[int, int, object]  # field number, wire type, value (int or (start, end))
 
 
-def decode(data: bytes) -> WriteRequest:
+def decode(data: bytes, protocol: str = "1.0") -> WriteRequest:
     """A WriteRequest from its serialized (uncompressed) bytes; unknown fields are skipped.
 
     Reads what any protobuf implementation (Prometheus, the official library,
     promwrite) writes; raises DecodeError for anything malformed. Decoded
     objects are taken as they are on the wire, without the encoder's checks.
+    `protocol` "2.0" reads an io.prometheus.write.v2.Request (see `_codec2`:
+    strings resolved, per-series metadata and start timestamps kept).
     """
+    if protocol != "1.0":
+        from ._codec2 import decode_v2
+
+        _check_protocol(protocol)
+        return decode_v2(data)
     buf = memoryview(bytes(data))
     series: List[TimeSeries] = []
     metadata: List[MetricMetadata] = []
@@ -340,12 +401,13 @@ def decode(data: bytes) -> WriteRequest:
     return WriteRequest(series, metadata)
 
 
-def decode_payload(data: bytes, max_length: Optional[int] = None) -> WriteRequest:
+def decode_payload(data: bytes, max_length: Optional[int] = None, protocol: str = "1.0") -> WriteRequest:
     """A WriteRequest from a remote-write body (snappy-compressed protobuf)."""
     from . import snappy
 
+    _check_protocol(protocol)
     raw = snappy.decompress(data) if max_length is None else snappy.decompress(data, max_length)
-    return decode(raw)
+    return decode(raw, protocol)
 
 
 def _varint_at(buf: memoryview, pos: int, end: int) -> Tuple[int, int]:
@@ -548,7 +610,8 @@ def _decode_series(buf: memoryview, start: int, end: int) -> TimeSeries:
         elif field == 4:
             histograms.append(_decode_histogram(buf, *val))  # type: ignore[misc]
     return _new(  # type: ignore[return-value]
-        TimeSeries, _labels=tuple(labels), samples=samples, exemplars=exemplars, histograms=histograms
+        TimeSeries, _labels=tuple(labels), samples=samples, exemplars=exemplars, histograms=histograms,
+        metadata=None, start_timestamp_ms=None,
     )
 
 

@@ -11,6 +11,7 @@ __all__ = [
     "PromwriteError",
     "SnappyError",
     "TimeoutError",
+    "UnsupportedProtocolError",
     "WriteError",
 ]
 
@@ -58,6 +59,28 @@ class WriteError(PromwriteError):
     def retryable(self) -> bool:
         """True when sending the same request again may succeed (5xx and 429)."""
         return self.status >= 500 or self.status == 429
+
+
+class UnsupportedProtocolError(WriteError):
+    """The receiver does not take remote write 2.0, and the client may not fall back to 1.0.
+
+    It answered 415 Unsupported Media Type, or a 2xx without any of the
+    ``X-Prometheus-Remote-Write-*-Written`` headers a 2.0 receiver must send
+    (a 1.0 receiver reads a 2.0 body as an empty 1.0 request: it stores
+    nothing and says 204). `reason` says which; `protocol` is what was sent.
+    """
+
+    def __init__(
+        self, url: str, status: int, body: str, headers: Optional[Mapping[str, str]] = None,
+        protocol: str = "2.0", reason: str = "",
+    ) -> None:  # fmt: skip
+        super().__init__(url, status, body, headers)
+        self.protocol = protocol
+        self.reason = reason
+        self.args = (
+            f"{url}: the receiver does not take remote write {protocol}: {reason}; nothing was"
+            " stored. Send with protocol='1.0', or let the client fall back (fallback=True)",
+        )
 
 
 class ConnectError(PromwriteError, ConnectionError):

@@ -501,9 +501,16 @@ class TimeSeries:
     (whose encoding is reused across writes). `samples` are `Sample` objects
     or plain ``(value, timestamp_ms)`` pairs. `sample=` adds one sample, as
     the Go client's `Sample` field does.
+
+    Remote write 2.0 also carries, per series: `metadata` (a `MetricMetadata`:
+    type, help and unit; its `metric_family_name` is not sent, "" means this
+    series' own name) and `start_timestamp_ms`, the start ("created") time of
+    a counter or histogram, sent with each of its samples and histograms (0 is
+    "unset" on the wire, so it is refused: use 1 or -1). Remote write 1.0 has
+    no place for a start time; it sends a series' metadata among the request's.
     """
 
-    __slots__ = ("_labels", "samples", "exemplars", "histograms")
+    __slots__ = ("_labels", "samples", "exemplars", "histograms", "metadata", "start_timestamp_ms")
 
     def __init__(
         self,
@@ -513,6 +520,8 @@ class TimeSeries:
         sample: Optional[Sample] = None,
         exemplars: Iterable[Exemplar] = (),
         histograms: Iterable[Histogram] = (),
+        metadata: Optional["MetricMetadata"] = None,
+        start_timestamp_ms: Optional[int] = None,
     ) -> None:
         self._labels = labels
         self.samples: List[Sample] = list(samples)
@@ -520,6 +529,22 @@ class TimeSeries:
             self.samples.append(sample)
         self.exemplars: List[Exemplar] = list(exemplars)
         self.histograms: List[Histogram] = list(histograms)
+        self.metadata: Optional[MetricMetadata] = metadata
+        self.start_timestamp_ms: Optional[int] = start_timestamp_ms
+        if metadata is not None or start_timestamp_ms is not None:
+            self._check_v2()
+
+    def _check_v2(self) -> None:
+        metadata, start = self.metadata, self.start_timestamp_ms
+        if metadata is not None and not isinstance(metadata, MetricMetadata):
+            raise ValueError(f"metadata must be a MetricMetadata, not {type(metadata).__name__}")
+        if start is not None:
+            if isinstance(start, bool) or not isinstance(start, int):
+                raise ValueError(f"start_timestamp_ms must be an int, not {type(start).__name__}")
+            if not INT64_MIN <= start <= INT64_MAX:
+                raise ValueError(f"start_timestamp_ms {start} is outside the int64 range")
+            if start == 0:
+                raise ValueError("start_timestamp_ms 0 reads as unset on the wire: use None, or 1 or -1 for the epoch")
 
     @property
     def labels(self) -> Tuple[Label, ...]:
@@ -539,13 +564,15 @@ class TimeSeries:
             and self.samples == other.samples
             and self.exemplars == other.exemplars
             and self.histograms == other.histograms
+            and self.metadata == other.metadata
+            and self.start_timestamp_ms == other.start_timestamp_ms
         )
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         parts = [format_labels(self.labels)]
-        for what in ("samples", "exemplars", "histograms"):
+        for what in ("samples", "exemplars", "histograms", "metadata", "start_timestamp_ms"):
             if getattr(self, what):
                 parts.append(f"{what}={getattr(self, what)!r}")
         return f"TimeSeries({', '.join(parts)})"
@@ -568,7 +595,7 @@ class MetricMetadata(NamedTuple):
     """Type, help and unit of a metric family, sent beside the series."""
 
     type: MetricType
-    metric_family_name: str
+    metric_family_name: str = ""
     help: str = ""
     unit: str = ""
 

@@ -207,6 +207,37 @@ class Server:
             self._log.close()
             self._log = None
 
+    def restart(self, down_s: float = 0.0, attempts: int = 40) -> "Server":
+        """Stop the server (SIGTERM) and start it again on the same port and data
+        directory after `down_s` seconds, as a deploy or a crash-and-restart
+        does; returns once it is ready again. (Added for the Writer tests.)"""
+        assert self.port, "restart() needs a server that was started"
+        self.stop()
+        time.sleep(down_s)
+        last = ""
+        for _ in range(attempts):
+            self.prepare()
+            self._log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(
+                self.command(),
+                cwd=str(self.dir),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+            _RUNNING.add(self)
+            try:
+                self._wait_ready()
+                return self
+            except ServerError as exc:
+                last = str(exc)
+                self.stop()
+                if "address already in use" not in last.lower():
+                    break
+                time.sleep(0.25)  # the old socket may linger a moment
+        raise ServerError(last)
+
     def __enter__(self) -> "Server":
         return self.start()
 

@@ -1,0 +1,429 @@
+"""Remote write 2.0: encoding and decoding of ``io.prometheus.write.v2.Request``.
+
+Reached through `promwrite.codec` (``encode(request, protocol="2.0")``,
+``decode(data, protocol="2.0")``); the input is the same model as for 1.0.
+
+What goes on the wire, and in which order (the official protobuf library's
+serialization of the same message gives the same bytes):
+
+- ``symbols``: "" first, then every series' label names and values in order
+  of first use (series by series, labels sorted by name, name before value),
+  then the strings of exemplar labels and metadata (help, unit) in order of
+  first use, series by series.
+- one ``TimeSeries`` per series, with ``labels_refs``; its samples (each with
+  the series' `start_timestamp_ms`, when set); histograms (likewise, field
+  17); exemplars (labels sorted by name); metadata: the series' own
+  `metadata`, else the request's `MetricMetadata` for its metric family (the
+  series' name, or that name less a ``_total``/``_bucket``/``_count``/... suffix
+  of a family of a matching type). 2.0 does not allow samples and histograms
+  in one TimeSeries: a series with both is sent as two, the samples (and
+  exemplars) first.
+
+`decode_v2` gives one TimeSeries per run of samples (then of histograms) that
+share a start timestamp, each with the series' metadata (family name "") and
+the exemplars on the first; a request has no request-level metadata in 2.0.
+"""
+
+from __future__ import annotations
+
+from array import array
+from itertools import chain
+from operator import attrgetter
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ._backend import Kernels
+from ._pyproto import field_bytes, field_double, field_varint, varint
+from .codec import (
+    _bad_samples,
+    _Columns,
+    _decode_histogram as _decode_histogram_v1,
+    _fields,
+    _histogram,
+    _int64,
+    _label_fields,
+    _named,
+    _new,
+    _repeated,
+    _text,
+    _double,
+    metric_name,
+)
+from .errors import DecodeError, SeriesError
+from .model import (
+    Exemplar,
+    Histogram,
+    Label,
+    MetricMetadata,
+    MetricType,
+    Sample,
+    TimeSeries,
+    WriteRequest,
+)
+
+__all__ = ["decode_v2", "encode_v2", "resolve_metadata"]
+
+_get_samples = attrgetter("samples")
+_get_histograms = attrgetter("histograms")
+_get_exemplars = attrgetter("exemplars")
+_get_metadata = attrgetter("metadata")
+_get_start = attrgetter("start_timestamp_ms")
+
+# A series named family + suffix takes the family's metadata when its type is one of these.
+_SUFFIXES = {
+    "_total": (MetricType.COUNTER,),
+    "_created": (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY),
+    "_bucket": (MetricType.HISTOGRAM, MetricType.GAUGEHISTOGRAM),
+    "_count": (MetricType.HISTOGRAM, MetricType.SUMMARY),
+    "_sum": (MetricType.HISTOGRAM, MetricType.SUMMARY),
+    "_gcount": (MetricType.GAUGEHISTOGRAM,),
+    "_gsum": (MetricType.GAUGEHISTOGRAM,),
+    "_info": (MetricType.INFO,),
+}
+
+
+# --- encoding ------------------------------------------------------------------
+
+
+class _Rare:
+    """A series' parts other than labels and samples, as 2.0 sends them."""
+
+    __slots__ = ("with_samples", "histograms", "exemplars", "metadata")
+
+    def __init__(self, with_samples: bool, histograms: Sequence[Histogram], exemplars: Sequence[Exemplar],
+                 metadata: Optional[MetricMetadata]) -> None:  # fmt: skip
+        self.with_samples = with_samples
+        self.histograms = histograms
+        self.exemplars = exemplars
+        self.metadata = metadata
+
+
+def _metadata_index(entries: Sequence[MetricMetadata]) -> Dict[str, MetricMetadata]:
+    index: Dict[str, MetricMetadata] = {}
+    for m in entries:
+        if not isinstance(m, MetricMetadata):
+            raise ValueError(f"metadata entries must be MetricMetadata, not {type(m).__name__}")
+        index.setdefault(m.metric_family_name, m)
+    return index
+
+
+def resolve_metadata(index: Dict[str, MetricMetadata], name: str) -> Optional[MetricMetadata]:
+    """The request-level metadata for a series named `name` (see the module docstring)."""
+    found = index.get(name)
+    if found is not None:
+        return found
+    for suffix, kinds in _SUFFIXES.items():
+        if name.endswith(suffix):
+            found = index.get(name[: -len(suffix)])
+            if found is not None and found.type in kinds:
+                return found
+    return None
+
+
+def _split(series: List[TimeSeries], index: Optional[Dict[str, MetricMetadata]],
+           any_histograms: bool) -> Tuple[List[TimeSeries], List[int], List[_Rare]]:  # fmt: skip
+    """The 2.0 series (a series with samples and histograms becomes two), the
+    position of each in `series`, and the rare parts of each."""
+    out: List[TimeSeries] = []
+    where: List[int] = []
+    rare: List[_Rare] = []
+    for i, ts in enumerate(series):
+        md = ts.metadata
+        if md is None and index:
+            md = resolve_metadata(index, metric_name(ts))
+        elif md is not None and not isinstance(md, MetricMetadata):
+            raise _named(SeriesError(i, f"metadata must be a MetricMetadata, not {type(md).__name__}"), series, i)
+        if any_histograms and ts.samples and ts.histograms:
+            out += [ts, ts]
+            where += [i, i]
+            rare += [_Rare(True, (), ts.exemplars, md), _Rare(False, ts.histograms, (), md)]
+        else:
+            out.append(ts)
+            where.append(i)
+            rare.append(_Rare(True, ts.histograms, ts.exemplars, md))
+    return out, where, rare
+
+
+class _Strings:
+    """The strings of exemplars and metadata, each once, in order of first use."""
+
+    __slots__ = ("position", "encoded")
+
+    def __init__(self) -> None:
+        self.position: Dict[str, int] = {}
+        self.encoded: List[bytes] = []
+
+    def add(self, text: str) -> None:
+        if text not in self.position:
+            self.position[text] = len(self.encoded)
+            self.encoded.append(text.encode("utf-8"))
+
+
+def _gather_strings(rare: List[_Rare], series: List[TimeSeries], where: List[int]) -> _Strings:
+    strings = _Strings()
+    add = strings.add
+    for k, parts in enumerate(rare):
+        try:
+            for e in parts.exemplars:
+                for name, value in sorted(e.labels):
+                    add(name)
+                    add(value)
+            md = parts.metadata
+            if md is not None:
+                add(md.help)
+                add(md.unit)
+        except UnicodeEncodeError as exc:
+            problem = f"exemplar or metadata text is not valid Unicode ({exc.reason})"
+            raise _named(SeriesError(where[k], problem), series, where[k]) from None
+        except (TypeError, AttributeError) as exc:
+            problem = f"exemplars must be Exemplar objects, metadata MetricMetadata ({exc})"
+            raise _named(SeriesError(where[k], problem), series, where[k]) from None
+    return strings
+
+
+def _extras(rare: List[_Rare], starts: Optional[Sequence[int]], strings: _Strings,
+            refs: Sequence[int]) -> List[bytes]:  # fmt: skip
+    """Fields 3 (histograms), 4 (exemplars) and 5 (metadata) of every 2.0 series."""
+    position = strings.position
+    cached: Dict[Tuple[int, str, str], bytes] = {}
+    out = []
+    for k, parts in enumerate(rare):
+        fields = []
+        if parts.histograms:
+            begun = starts[k] if starts is not None else 0
+            tail = b"\x88\x01" + varint(begun) if begun else b""  # start_timestamp = 17
+            fields += [field_bytes(3, _histogram(h) + tail) for h in parts.histograms]
+        for e in parts.exemplars:
+            label_refs = [refs[position[s]] for pair in sorted(e.labels) for s in pair]
+            body = b""
+            if label_refs:
+                packed = b"".join(map(varint, label_refs))
+                body = b"\x0a" + varint(len(packed)) + packed
+            fields.append(field_bytes(4, body + field_double(2, e.value) + field_varint(3, e.timestamp_ms)))
+        md = parts.metadata
+        if md is not None:
+            key = (int(MetricType(md.type)), md.help, md.unit)
+            encoded = cached.get(key)
+            if encoded is None:
+                body = field_varint(1, key[0]) + field_varint(3, refs[position[md.help]]) + field_varint(
+                    4, refs[position[md.unit]]
+                )
+                encoded = cached[key] = field_bytes(5, body)
+            fields.append(encoded)
+        out.append(b"".join(fields))
+    return out
+
+
+def encode_v2(kernels: Kernels, request: WriteRequest, compress: bool) -> bytes:
+    """The serialized (and, with `compress`, snappy-compressed) 2.0 Request."""
+    columns = request._columns
+    if isinstance(columns, _Columns):
+        return _encode_columns(kernels, columns, request.metadata, compress)
+    series = request.timeseries
+    kinds = set(map(type, series))
+    if kinds - {TimeSeries}:
+        bad = next(i for i, ts in enumerate(series) if not isinstance(ts, TimeSeries))
+        raise ValueError(f"timeseries[{bad}] must be a TimeSeries, not {type(series[bad]).__name__}")
+    index = _metadata_index(request.metadata) if request.metadata else None
+    any_histograms = any(map(_get_histograms, series))
+    plain = not (index or any_histograms or any(map(_get_exemplars, series)) or any(map(_get_metadata, series)))
+    if plain:
+        v2series, where, rare = series, None, None
+    else:
+        v2series, where, rare = _split(series, index, any_histograms)
+    try:
+        label_text, label_lengths = _label_fields(kernels, v2series)
+    except SeriesError as exc:
+        if where is None:
+            raise
+        raise SeriesError(where[exc.index], exc.problem, exc.labels) from None
+    starts = None
+    if any(map(_get_start, v2series)):
+        starts = array("q", [ts.start_timestamp_ms or 0 for ts in v2series])
+    extras = None
+    if rare is not None:
+        assert where is not None
+        strings = _gather_strings(rare, series, where)
+        symbols, refs_text, refs_lengths, refs = kernels.encode_symbols_v2(label_text, label_lengths, strings.encoded)
+        extras = _extras(rare, starts, strings, refs)
+        if not any(extras):
+            extras = None
+    else:
+        symbols, refs_text, refs_lengths, _ = kernels.encode_symbols_v2(label_text, label_lengths, [])
+    try:
+        if rare is None:
+            per_series = list(map(_get_samples, series))
+        else:
+            per_series = [ts.samples if parts.with_samples else [] for ts, parts in zip(v2series, rare)]
+        counts = list(map(len, per_series))
+        flat = list(chain.from_iterable(per_series))
+        values = array("d", [s[0] for s in flat])
+        stamps = array("q", [s[1] for s in flat])
+    except (AttributeError, TypeError, OverflowError, IndexError, KeyError):
+        raise _bad_samples(series) from None
+    try:
+        return kernels.encode_request_v2(
+            symbols, refs_text, refs_lengths, counts, values, stamps, starts, extras, compress
+        )
+    except SeriesError as exc:
+        at = exc.index if where is None else where[exc.index]
+        raise _named(exc, series, at) from None
+
+
+def _encode_columns(kernels: Kernels, columns: _Columns, metadata: Sequence[MetricMetadata], compress: bool) -> bytes:
+    """A SeriesSet request: labels (and metadata, per distinct request metadata) interned once per SeriesSet."""
+    owner = columns.owner
+    key = tuple(metadata)
+    cached = owner._v2
+    if cached is None or cached[0] != key:
+        series = [TimeSeries(labels) for labels in owner.labels]
+        index = _metadata_index(metadata) if metadata else None
+        rare = [_Rare(True, (), (), resolve_metadata(index, metric_name(ts)) if index else None) for ts in series]
+        strings = _gather_strings(rare, series, list(range(len(series))))
+        symbols, refs_text, refs_lengths, refs = kernels.encode_symbols_v2(owner._text, owner._lengths, strings.encoded)
+        extras: Optional[List[bytes]] = _extras(rare, None, strings, refs)
+        if not any(extras):  # type: ignore[arg-type]
+            extras = None
+        cached = owner._v2 = (key, symbols, refs_text, refs_lengths, extras)
+    _, symbols, refs_text, refs_lengths, extras = cached
+    return kernels.encode_request_v2(
+        symbols, refs_text, refs_lengths, owner._ones, columns.values, columns.stamps, None, extras, compress
+    )
+
+
+# --- decoding ------------------------------------------------------------------
+
+
+def decode_v2(data: bytes) -> WriteRequest:
+    """A WriteRequest from a serialized (uncompressed) io.prometheus.write.v2.Request.
+
+    Unknown fields are skipped; a reference outside the symbols table, an odd
+    number of label references, or malformed bytes raise DecodeError.
+    """
+    buf = memoryview(bytes(data))
+    symbols: List[str] = []
+    spans = []
+    for field, wt, val in _fields(buf, 0, len(buf)):
+        if field == 4 and wt == 2:
+            symbols.append(_text(buf, *val))  # type: ignore[misc]
+        elif field == 5 and wt == 2:
+            spans.append(val)
+    series: List[TimeSeries] = []
+    for start, end in spans:  # type: ignore[misc]
+        series += _decode_series(buf, start, end, symbols)
+    return WriteRequest(series)
+
+
+def _refs(buf: memoryview, wt: int, val: object) -> List[int]:
+    return _repeated(buf, wt, val, 0, lambda v: v)  # type: ignore[return-value]
+
+
+def _lookup(symbols: List[str], refs: List[int], what: str) -> List[str]:
+    try:
+        return [symbols[r & 0xFFFFFFFF] for r in refs]
+    except IndexError:
+        bad = next(r for r in refs if (r & 0xFFFFFFFF) >= len(symbols))
+        raise DecodeError(f"{what} refers to symbol {bad & 0xFFFFFFFF}, but there are {len(symbols)}") from None
+
+
+def _label_list(symbols: List[str], refs: List[int], what: str) -> Tuple[Label, ...]:
+    if len(refs) % 2:
+        raise DecodeError(f"{what} has an odd number of label references ({len(refs)})")
+    texts = _lookup(symbols, refs, what)
+    return tuple(Label(texts[i], texts[i + 1]) for i in range(0, len(texts), 2))
+
+
+def _decode_sample(buf: memoryview, start: int, end: int) -> Tuple[Sample, int]:
+    value, ts, begun = 0.0, 0, 0
+    for field, wt, val in _fields(buf, start, end):
+        if field == 1 and wt == 1:
+            value = _double(val)
+        elif field == 2 and wt == 0:
+            ts = _int64(val)  # type: ignore[arg-type]
+        elif field == 3 and wt == 0:
+            begun = _int64(val)  # type: ignore[arg-type]
+    return tuple.__new__(Sample, (value, ts)), begun  # type: ignore[return-value]
+
+
+def _decode_histogram(buf: memoryview, start: int, end: int) -> Tuple[Histogram, int]:
+    begun = 0
+    for field, wt, val in _fields(buf, start, end):
+        if field == 17 and wt == 0:
+            begun = _int64(val)  # type: ignore[arg-type]
+    return _decode_histogram_v1(buf, start, end), begun
+
+
+def _decode_exemplar(buf: memoryview, start: int, end: int, symbols: List[str]) -> Exemplar:
+    refs: List[int] = []
+    value, ts = 0.0, 0
+    for field, wt, val in _fields(buf, start, end):
+        if field == 1:
+            refs += _refs(buf, wt, val)
+        elif field == 2 and wt == 1:
+            value = _double(val)
+        elif field == 3 and wt == 0:
+            ts = _int64(val)  # type: ignore[arg-type]
+    labels = _label_list(symbols, refs, "an exemplar")
+    return _new(Exemplar, labels=labels, value=value, timestamp_ms=ts)  # type: ignore[return-value]
+
+
+def _decode_metadata(buf: memoryview, start: int, end: int, symbols: List[str]) -> MetricMetadata:
+    kind: object = MetricType.UNKNOWN
+    refs = [0, 0]
+    for field, wt, val in _fields(buf, start, end):
+        if field == 1 and wt == 0:
+            try:
+                kind = MetricType(val)
+            except ValueError:
+                kind = val
+        elif field in (3, 4) and wt == 0:
+            refs[field - 3] = val  # type: ignore[call-overload]
+    help_, unit = _lookup(symbols, refs, "metadata")
+    return MetricMetadata(kind, "", help_, unit)  # type: ignore[arg-type]
+
+
+def _runs(items: List[Tuple[object, int]]) -> List[Tuple[List[object], int]]:
+    """Consecutive items grouped by equal start timestamp."""
+    out: List[Tuple[List[object], int]] = []
+    for item, begun in items:
+        if out and out[-1][1] == begun:
+            out[-1][0].append(item)
+        else:
+            out.append(([item], begun))
+    return out
+
+
+def _decode_series(buf: memoryview, start: int, end: int, symbols: List[str]) -> List[TimeSeries]:
+    refs: List[int] = []
+    samples: List[Tuple[object, int]] = []
+    histograms: List[Tuple[object, int]] = []
+    exemplars: List[Exemplar] = []
+    metadata: Optional[MetricMetadata] = None
+    for field, wt, val in _fields(buf, start, end):
+        if field == 1:
+            refs += _refs(buf, wt, val)
+        elif wt != 2:
+            continue
+        elif field == 2:
+            samples.append(_decode_sample(buf, *val))  # type: ignore[misc]
+        elif field == 3:
+            histograms.append(_decode_histogram(buf, *val))  # type: ignore[misc]
+        elif field == 4:
+            exemplars.append(_decode_exemplar(buf, *val, symbols))  # type: ignore[misc]
+        elif field == 5:
+            metadata = _decode_metadata(buf, *val, symbols)  # type: ignore[misc]
+    labels = _label_list(symbols, refs, "a series")
+    runs = [("samples", items, begun) for items, begun in _runs(samples)]
+    runs += [("histograms", items, begun) for items, begun in _runs(histograms)]
+    if not runs:
+        runs = [("samples", [], 0)]
+    out = []
+    for k, (what, items, begun) in enumerate(runs):
+        parts = {"samples": [], "histograms": []}
+        parts[what] = items
+        out.append(
+            _new(
+                TimeSeries, _labels=labels, samples=parts["samples"], histograms=parts["histograms"],
+                exemplars=exemplars if k == 0 else [], metadata=metadata, start_timestamp_ms=begun or None,
+            )  # fmt: skip
+        )
+    return out  # type: ignore[return-value]
