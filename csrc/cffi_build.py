@@ -1,6 +1,6 @@
 """cffi builder for ``promwrite._cext``, the C kernels in this folder.
 
-Every ``*.h`` here declares its cffi interface between the markers
+Every ``*.h`` here but ``test_*`` (test drivers' helpers) declares its cffi interface between the markers
 ``/* cffi:begin */`` and ``/* cffi:end */``; every ``*.c`` is compiled in.
 Used by setup.py (out-of-line API mode) and by the sanitizer build in tests.
 """
@@ -19,7 +19,7 @@ _BLOCK = re.compile(r"/\* cffi:begin \*/(.*?)/\* cffi:end \*/", re.S)
 
 
 def headers() -> List[pathlib.Path]:
-    return sorted(HERE.glob("*.h"))
+    return sorted(p for p in HERE.glob("*.h") if not p.name.startswith("test_"))
 
 
 def sources() -> List[pathlib.Path]:

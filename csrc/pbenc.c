@@ -8,180 +8,16 @@
  */
 #include "pbenc.h"
 
-#include "snappy.h"
-
 #include <stdlib.h>
 #include <string.h>
 
 #define SMALL_SORT 16 /* label sets up to this size are insertion-sorted */
-#define ARENA_BLOCKS 4 /* the most any kernel takes */
-
-#if defined(__GNUC__) || defined(__clang__)
-#define PW_GNUC 1
-#endif
-#ifdef PW_GNUC
-#define PW_INLINE static inline __attribute__((always_inline))
-#else
-#define PW_INLINE static inline
-#endif
-#if defined(PW_GNUC) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define PW_LITTLE_ENDIAN 1
-#endif
-
-static const uint8_t empty_buf[1] = {0};
+#define PW_ARENA_BLOCKS 4 /* the most any kernel takes */
+#include "pbcommon.h"
 
 void pw_pb_free(void *p)
 {
     free(p);
-}
-
-/* ------------------------------------------------------------- helpers */
-
-PW_INLINE size_t varint_len(uint64_t v)
-{
-    if (v < 0x80)
-        return 1;
-#ifdef PW_GNUC
-    /* bits = 64 - clz (1..64); bytes = ceil(bits / 7) = (9 * bits + 64) / 64 */
-    return (size_t)((9u * (unsigned)(64 - __builtin_clzll(v | 1u)) + 64u) / 64u);
-#else
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-#endif
-}
-
-PW_INLINE uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-/* *acc += x; 0 when that overflows. */
-PW_INLINE int add_to(size_t *acc, size_t x)
-{
-    if (x > SIZE_MAX - *acc)
-        return 0;
-    *acc += x;
-    return 1;
-}
-
-/* Bytes of a length-delimited field of n bytes with a one-byte tag; 0 on overflow. */
-PW_INLINE size_t delimited_size(size_t n)
-{
-    size_t head = 1 + varint_len((uint64_t)n);
-    return n > SIZE_MAX - head ? 0 : n + head;
-}
-
-PW_INLINE uint64_t load64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-PW_INLINE uint8_t *put_le64(uint8_t *p, uint64_t v)
-{
-#ifdef PW_LITTLE_ENDIAN
-    memcpy(p, &v, 8);
-#else
-    int i;
-    for (i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-#endif
-    return p + 8;
-}
-
-/* Checks lens[0..n) are >= 0 and add up to exactly total. */
-static int lengths_cover(const int64_t *lens, size_t n, size_t total)
-{
-    size_t sum = 0, i;
-    for (i = 0; i < n; i++) {
-        if (lens[i] < 0 || (uint64_t)lens[i] > (uint64_t)(total - sum))
-            return 0;
-        sum += (size_t)lens[i];
-    }
-    return sum == total;
-}
-
-/* Checks counts[0..n) are >= 0 and add up to at most *total; sets *total to
- * their sum, *max to the largest. */
-static int counts_fit(const int64_t *counts, size_t n, size_t *total, size_t *max)
-{
-    size_t i, sum = 0, top = 0;
-    if (n && counts == NULL)
-        return 0;
-    for (i = 0; i < n; i++) {
-        if (counts[i] < 0 || (uint64_t)counts[i] > (uint64_t)(*total - sum))
-            return 0;
-        sum += (size_t)counts[i];
-        if ((size_t)counts[i] > top)
-            top = (size_t)counts[i];
-    }
-    *total = sum;
-    *max = top;
-    return 1;
-}
-
-/* ------------------------------------------------------------- memory */
-
-/* Blocks from the caller's scratch while they fit, else from malloc. */
-typedef struct {
-    uint8_t *scratch;
-    size_t cap, used, wanted;
-    void *heap[ARENA_BLOCKS];
-    int n_heap;
-} arena_t;
-
-static void arena_init(arena_t *a, uint8_t *scratch, size_t cap)
-{
-    a->scratch = scratch;
-    a->cap = scratch ? cap : 0;
-    a->used = a->wanted = 0;
-    a->n_heap = 0;
-}
-
-/* n bytes aligned for any use here; NULL when malloc fails. */
-static void *arena_get(arena_t *a, size_t n)
-{
-    void *p;
-    if (!add_to(&a->wanted, n) || !add_to(&a->wanted, 15))
-        a->wanted = SIZE_MAX;
-    if (a->cap) {
-        size_t mis = (size_t)((uintptr_t)(a->scratch + a->used) & 15u);
-        size_t start = a->used + (mis ? 16 - mis : 0);
-        if (start <= a->cap && n <= a->cap - start) {
-            a->used = start + n;
-            return a->scratch + start;
-        }
-    }
-    if (a->n_heap == ARENA_BLOCKS)
-        return NULL; /* not reached */
-    p = malloc(n ? n : 1);
-    if (p)
-        a->heap[a->n_heap++] = p;
-    return p;
-}
-
-/* Frees every malloc'd block but `keep`; 1 if keep was one of them. */
-static int arena_release(arena_t *a, const void *keep)
-{
-    int i, owned = 0;
-    for (i = 0; i < a->n_heap; i++) {
-        if (a->heap[i] == keep)
-            owned = 1;
-        else
-            free(a->heap[i]);
-    }
-    a->n_heap = 0;
-    return owned;
 }
 
 /* ---------------------------------------------------------- label sets */
@@ -505,11 +341,8 @@ int pw_encode_label_sets(const uint8_t *text, size_t text_len,
     for (i = 0; i < PW_PB_INFO_LEN; i++)
         info[i] = 0;
     arena_init(&arena, scratch, scratch_len);
-    if (text == NULL) {
-        if (text_len)
-            return PW_PB_ESPLIT;
-        text = empty_buf;
-    }
+    if (!buffer_ok(&text, text_len))
+        return PW_PB_ESPLIT;
     /* counts: non-negative, adding up to the pairs of strings */
     if (n_strings % 2)
         return PW_PB_ECOUNTS;
@@ -553,16 +386,10 @@ int pw_encode_label_columns(const uint8_t *names_text, size_t names_len,
     for (i = 0; i < PW_PB_INFO_LEN; i++)
         info[i] = 0;
     arena_init(&arena, scratch, scratch_len);
-    if (names_text == NULL) {
-        if (names_len)
-            return PW_PB_ESPLIT;
-        names_text = empty_buf;
-    }
-    if (values_text == NULL) {
-        if (values_len)
-            return PW_PB_ESPLIT;
-        values_text = empty_buf;
-    }
+    if (!buffer_ok(&names_text, names_len))
+        return PW_PB_ESPLIT;
+    if (!buffer_ok(&values_text, values_len))
+        return PW_PB_ESPLIT;
     if (!counts_fit(counts, n_sets, &left, &max_count) || left != n_labels)
         return PW_PB_ECOUNTS;
     if (n_labels > SIZE_MAX / sizeof *nends)
@@ -606,43 +433,26 @@ int pw_encode_request(const uint8_t *labels, size_t labels_len, const int64_t *l
     arena_t arena;
     size_t *bodies = NULL;
     uint8_t *buf, *p;
-    size_t i, j, total = 0, n_samples, max_count, loff = 0, eoff = 0;
+    size_t i, j, total = 0, loff = 0, eoff = 0;
     int rc = PW_PB_OK;
 
     *out = NULL;
     for (i = 0; i < PW_PB_INFO_LEN; i++)
         info[i] = 0;
     arena_init(&arena, scratch, scratch_len);
-    if (labels == NULL) {
-        if (labels_len)
-            return PW_PB_ESPLIT;
-        labels = empty_buf;
-    }
-    if (extras == NULL) {
-        if (extras_len)
-            return PW_PB_ESPLIT;
-        extras = empty_buf;
-    }
-    if (metadata == NULL) {
-        if (metadata_len)
-            return PW_PB_ESPLIT;
-        metadata = empty_buf;
-    }
+    if (!buffer_ok(&labels, labels_len))
+        return PW_PB_ESPLIT;
+    if (!buffer_ok(&extras, extras_len))
+        return PW_PB_ESPLIT;
+    if (!buffer_ok(&metadata, metadata_len))
+        return PW_PB_ESPLIT;
     if (n_series && label_lens == NULL)
         return PW_PB_ESPLIT;
     if (!lengths_cover(label_lens, n_series, labels_len))
         return PW_PB_ESPLIT;
-    if (extra_lens == NULL ? extras_len != 0 : !lengths_cover(extra_lens, n_series, extras_len))
-        return PW_PB_ESPLIT;
-    if (n_values > n_timestamps)
-        n_values = n_timestamps; /* a sample takes one of each */
-    if (n_values > SIZE_MAX / 8)
-        return PW_PB_ECOUNTS; /* more 8-byte items than bytes */
-    n_samples = n_values;
-    if (!counts_fit(counts, n_series, &n_samples, &max_count))
-        return PW_PB_ECOUNTS;
-    if (n_samples && (vals == NULL || stamps == NULL))
-        return PW_PB_ECOUNTS;
+    rc = check_series(extras_len, extra_lens, counts, n_series, vals, n_values, stamps, n_timestamps);
+    if (rc != PW_PB_OK)
+        return rc;
 
     if (n_series > SIZE_MAX / sizeof *bodies)
         return PW_PB_ETOOBIG;
@@ -655,28 +465,18 @@ int pw_encode_request(const uint8_t *labels, size_t labels_len, const int64_t *l
     /* pass 1: check the order of timestamps, size every series */
     j = 0;
     for (i = 0; i < n_series; i++) {
-        size_t body = (size_t)label_lens[i], start = j, field;
-        size_t end = j + (size_t)counts[i];
-        size_t samples = 0;
-        int64_t prev = 0;
+        size_t body = (size_t)label_lens[i], end = j + (size_t)counts[i], samples = 0, field, bad;
         if (extra_lens && !add_to(&body, (size_t)extra_lens[i]))
             goto too_big;
-        for (; j < end; j++) {
-            int64_t ts;
-            uint64_t bits = load64(vals + 8 * j);
-            memcpy(&ts, stamps + 8 * j, 8);
-            if (j > start && ts <= prev) {
+        /* 0x12 len [0x09 <8 bytes>] [0x10 varint]: at most 22 bytes */
+        if ((rc = size_samples(vals, stamps, j, end, 0, &samples, &bad)) != PW_PB_OK) {
+            if (rc == PW_PB_EORDER) {
                 info[PW_PB_ERR_SERIES] = i;
-                info[PW_PB_ERR_SAMPLE] = j;
-                rc = PW_PB_EORDER;
-                goto done;
+                info[PW_PB_ERR_SAMPLE] = bad;
             }
-            prev = ts;
-            /* 0x12 len [0x09 <8 bytes>] [0x10 varint]: at most 22 bytes */
-            field = 2 + (bits ? 9 : 0) + (ts ? 1 + varint_len((uint64_t)ts) : 0);
-            if (!add_to(&samples, field))
-                goto too_big;
+            goto done;
         }
+        j = end;
         if (!add_to(&body, samples) || !(field = delimited_size(body)) || !add_to(&total, field))
             goto too_big;
         bodies[i] = body;
@@ -696,61 +496,22 @@ int pw_encode_request(const uint8_t *labels, size_t labels_len, const int64_t *l
         size_t end = j + (size_t)counts[i], n = (size_t)label_lens[i];
         *p++ = 0x0a;
         p = put_varint(p, bodies[i]);
-        memcpy(p, labels + loff, n);
-        p += n;
+        p = put_bytes(p, labels + loff, n);
         loff += n;
-        for (; j < end; j++) {
-            int64_t ts;
-            uint64_t bits = load64(vals + 8 * j);
-            uint8_t *len = p + 1;
-            memcpy(&ts, stamps + 8 * j, 8);
-            p[0] = 0x12;
-            p += 2;
-            if (bits) {
-                *p++ = 0x09;
-                p = put_le64(p, bits);
-            }
-            if (ts) {
-                *p++ = 0x10;
-                p = put_varint(p, (uint64_t)ts);
-            }
-            *len = (uint8_t)(p - len - 1);
-        }
+        p = put_samples(p, vals, stamps, j, end, 0);
+        j = end;
         if (extra_lens) {
             n = (size_t)extra_lens[i];
-            memcpy(p, extras + eoff, n);
-            p += n;
+            p = put_bytes(p, extras + eoff, n);
             eoff += n;
         }
     }
     memcpy(p, metadata, metadata_len);
-
-    if (compress) {
-        size_t bound = pw_snappy_max_compressed_length(total), written;
-        uint8_t *dst;
-        if (bound == 0)
-            goto too_big;
-        dst = arena_get(&arena, bound);
-        if (dst == NULL) {
-            rc = PW_PB_ENOMEM;
-            goto done;
-        }
-        written = pw_snappy_compress(buf, total, dst);
-        if (written == 0) {
-            rc = PW_PB_ENOMEM;
-            goto done;
-        }
-        buf = dst;
-        total = written;
-    }
-    *out = buf;
-    info[PW_PB_LEN] = total;
-    goto done;
+    return finish_request(&arena, PW_PB_OK, buf, total, compress, out, info,
+                          PW_PB_LEN, PW_PB_WANTED, PW_PB_OWNED);
 
 too_big:
     rc = PW_PB_ETOOBIG;
 done:
-    info[PW_PB_WANTED] = arena.wanted;
-    info[PW_PB_OWNED] = (size_t)arena_release(&arena, *out);
-    return rc;
+    return finish_request(&arena, rc, NULL, 0, 0, out, info, PW_PB_LEN, PW_PB_WANTED, PW_PB_OWNED);
 }

@@ -7,149 +7,10 @@
  */
 #include "pbenc2.h"
 
-#include "snappy.h"
-
 #include <stdlib.h>
 #include <string.h>
 
-#define ARENA_BLOCKS 8 /* the most any kernel here takes */
-
-#if defined(__GNUC__) || defined(__clang__)
-#define PW2_GNUC 1
-#define PW2_INLINE static inline __attribute__((always_inline))
-#else
-#define PW2_INLINE static inline
-#endif
-#if defined(PW2_GNUC) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define PW2_LITTLE_ENDIAN 1
-#endif
-
-static const uint8_t empty_buf[1] = {0};
-
-/* ------------------------------------------------------------- helpers */
-
-PW2_INLINE size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-PW2_INLINE uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-/* *acc += x; 0 when that overflows. */
-PW2_INLINE int add_to(size_t *acc, size_t x)
-{
-    if (x > SIZE_MAX - *acc)
-        return 0;
-    *acc += x;
-    return 1;
-}
-
-/* Bytes of a length-delimited field of n bytes with a one-byte tag; 0 on overflow. */
-PW2_INLINE size_t delimited_size(size_t n)
-{
-    size_t head = 1 + varint_len((uint64_t)n);
-    return n > SIZE_MAX - head ? 0 : n + head;
-}
-
-PW2_INLINE uint64_t load64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-PW2_INLINE uint8_t *put_le64(uint8_t *p, uint64_t v)
-{
-#ifdef PW2_LITTLE_ENDIAN
-    memcpy(p, &v, 8);
-#else
-    int i;
-    for (i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-#endif
-    return p + 8;
-}
-
-/* Checks lens[0..n) are >= 0 and add up to exactly total (lens may be NULL when n is 0). */
-static int lengths_cover(const int64_t *lens, size_t n, size_t total)
-{
-    size_t sum = 0, i;
-    if (n && lens == NULL)
-        return 0;
-    for (i = 0; i < n; i++) {
-        if (lens[i] < 0 || (uint64_t)lens[i] > (uint64_t)(total - sum))
-            return 0;
-        sum += (size_t)lens[i];
-    }
-    return sum == total;
-}
-
-/* ------------------------------------------------------------- memory */
-
-/* Blocks from the caller's scratch while they fit, else from malloc. */
-typedef struct {
-    uint8_t *scratch;
-    size_t cap, used, wanted;
-    void *heap[ARENA_BLOCKS];
-    int n_heap;
-} arena_t;
-
-static void arena_init(arena_t *a, uint8_t *scratch, size_t cap)
-{
-    a->scratch = scratch;
-    a->cap = scratch ? cap : 0;
-    a->used = a->wanted = 0;
-    a->n_heap = 0;
-}
-
-/* n bytes aligned for any use here; NULL when malloc fails. */
-static void *arena_get(arena_t *a, size_t n)
-{
-    void *p;
-    if (!add_to(&a->wanted, n) || !add_to(&a->wanted, 15))
-        a->wanted = SIZE_MAX;
-    if (a->cap) {
-        size_t mis = (size_t)((uintptr_t)(a->scratch + a->used) & 15u);
-        size_t start = a->used + (mis ? 16 - mis : 0);
-        if (start <= a->cap && n <= a->cap - start) {
-            a->used = start + n;
-            return a->scratch + start;
-        }
-    }
-    if (a->n_heap == ARENA_BLOCKS)
-        return NULL; /* not reached */
-    p = malloc(n ? n : 1);
-    if (p)
-        a->heap[a->n_heap++] = p;
-    return p;
-}
-
-/* Frees every malloc'd block but `keep`; 1 if keep was one of them. */
-static int arena_release(arena_t *a, const void *keep)
-{
-    int i, owned = 0;
-    for (i = 0; i < a->n_heap; i++) {
-        if (a->heap[i] == keep)
-            owned = 1;
-        else
-            free(a->heap[i]);
-    }
-    a->n_heap = 0;
-    return owned;
-}
+#include "pbcommon.h"
 
 static void clear_info(size_t *info)
 {
@@ -162,7 +23,7 @@ static void clear_info(size_t *info)
 
 /* A varint of at most 10 bytes in t[*pos..end) (the tenth byte at most 1);
  * 0 when it is longer or runs past end. */
-PW2_INLINE int read_varint(const uint8_t *t, size_t *pos, size_t end, uint64_t *value)
+PW_INLINE int read_varint(const uint8_t *t, size_t *pos, size_t end, uint64_t *value)
 {
     uint64_t v = 0;
     unsigned shift = 0;
@@ -186,7 +47,7 @@ PW2_INLINE int read_varint(const uint8_t *t, size_t *pos, size_t end, uint64_t *
 
 /* A length-delimited field with one-byte tag `tag` at t[*pos..end); its body
  * is t[*start, *start + *len) inside end. 0 if it is not there so. */
-PW2_INLINE int read_field(const uint8_t *t, size_t *pos, size_t end, uint8_t tag, size_t *start, size_t *len)
+PW_INLINE int read_field(const uint8_t *t, size_t *pos, size_t end, uint8_t tag, size_t *start, size_t *len)
 {
     size_t p = *pos;
     uint64_t n;
@@ -202,7 +63,7 @@ PW2_INLINE int read_field(const uint8_t *t, size_t *pos, size_t end, uint8_t tag
 }
 
 /* The next Label field of t[*pos..end): name and value as (start, length). */
-PW2_INLINE int read_label(const uint8_t *t, size_t *pos, size_t end, size_t *name, size_t *nlen,
+PW_INLINE int read_label(const uint8_t *t, size_t *pos, size_t end, size_t *name, size_t *nlen,
                           size_t *value, size_t *vlen)
 {
     size_t body, blen, p;
@@ -231,7 +92,7 @@ typedef struct {
     size_t n;
 } symbols_t;
 
-PW2_INLINE uint32_t hash_bytes(const uint8_t *p, size_t n)
+PW_INLINE uint32_t hash_bytes(const uint8_t *p, size_t n)
 {
     uint64_t h = 0x9e3779b97f4a7c15u ^ ((uint64_t)n * 0xff51afd7ed558ccdu);
     while (n >= 8) {
@@ -316,7 +177,7 @@ typedef struct {
     uint32_t ref[2 * RECENT];
 } recent_t;
 
-PW2_INLINE int intern_at(symbols_t *s, recent_t *r, size_t q, const uint8_t *p, size_t n, uint32_t *ref)
+PW_INLINE int intern_at(symbols_t *s, recent_t *r, size_t q, const uint8_t *p, size_t n, uint32_t *ref)
 {
     if (q < 2 * RECENT) {
         if (r->len[q] == n && (n == 0 || memcmp(r->ptr[q], p, n) == 0)) {
@@ -353,16 +214,10 @@ int pw_encode_symbols_v2(const uint8_t *labels, size_t labels_len, const int64_t
     *out = NULL;
     clear_info(info);
     arena_init(&arena, scratch, scratch_len);
-    if (labels == NULL) {
-        if (labels_len)
-            return PW_PB_ESPLIT;
-        labels = empty_buf;
-    }
-    if (strings == NULL) {
-        if (strings_len)
-            return PW_PB_ESPLIT;
-        strings = empty_buf;
-    }
+    if (!buffer_ok(&labels, labels_len))
+        return PW_PB_ESPLIT;
+    if (!buffer_ok(&strings, strings_len))
+        return PW_PB_ESPLIT;
     if (!lengths_cover(label_lens, n_sets, labels_len) || !lengths_cover(string_lens, n_strings, strings_len))
         return PW_PB_ESPLIT;
 
@@ -505,44 +360,23 @@ int pw_encode_request_v2(const uint8_t *symbols, size_t symbols_len,
     arena_t arena;
     size_t *bodies;
     uint8_t *buf, *p;
-    size_t i, j, total, n_samples = 0, roff = 0, eoff = 0;
+    size_t i, j, total, roff = 0, eoff = 0;
     int rc = PW_PB_OK;
 
     *out = NULL;
     clear_info(info);
     arena_init(&arena, scratch, scratch_len);
-    if (symbols == NULL) {
-        if (symbols_len)
-            return PW_PB_ESPLIT;
-        symbols = empty_buf;
-    }
-    if (refs == NULL) {
-        if (refs_len)
-            return PW_PB_ESPLIT;
-        refs = empty_buf;
-    }
-    if (extras == NULL) {
-        if (extras_len)
-            return PW_PB_ESPLIT;
-        extras = empty_buf;
-    }
+    if (!buffer_ok(&symbols, symbols_len))
+        return PW_PB_ESPLIT;
+    if (!buffer_ok(&refs, refs_len))
+        return PW_PB_ESPLIT;
+    if (!buffer_ok(&extras, extras_len))
+        return PW_PB_ESPLIT;
     if (!lengths_cover(ref_lens, n_series, refs_len))
         return PW_PB_ESPLIT;
-    if (extra_lens == NULL ? extras_len != 0 : !lengths_cover(extra_lens, n_series, extras_len))
-        return PW_PB_ESPLIT;
-    if (n_series && counts == NULL)
-        return PW_PB_ECOUNTS;
-    if (n_values > n_timestamps)
-        n_values = n_timestamps; /* a sample takes one of each */
-    if (n_values > SIZE_MAX / 8)
-        return PW_PB_ECOUNTS;
-    for (i = 0; i < n_series; i++) {
-        if (counts[i] < 0 || (uint64_t)counts[i] > (uint64_t)(n_values - n_samples))
-            return PW_PB_ECOUNTS;
-        n_samples += (size_t)counts[i];
-    }
-    if (n_samples && (vals == NULL || stamps == NULL))
-        return PW_PB_ECOUNTS;
+    rc = check_series(extras_len, extra_lens, counts, n_series, vals, n_values, stamps, n_timestamps);
+    if (rc != PW_PB_OK)
+        return rc;
     if (n_series > SIZE_MAX / sizeof *bodies)
         return PW_PB_ETOOBIG;
     bodies = arena_get(&arena, n_series * sizeof *bodies);
@@ -554,8 +388,8 @@ int pw_encode_request_v2(const uint8_t *symbols, size_t symbols_len,
     /* pass 1: check the order of timestamps, size every series */
     total = symbols_len;
     for (i = 0, j = 0; i < n_series; i++) {
-        size_t body = (size_t)ref_lens[i], start = j, end = j + (size_t)counts[i], field, tail = 0;
-        int64_t prev = 0, begun = 0;
+        size_t body = (size_t)ref_lens[i], end = j + (size_t)counts[i], field, tail = 0, bad;
+        int64_t begun = 0;
         if (begins) {
             memcpy(&begun, begins + 8 * i, 8);
             if (begun)
@@ -563,21 +397,15 @@ int pw_encode_request_v2(const uint8_t *symbols, size_t symbols_len,
         }
         if (extra_lens && !add_to(&body, (size_t)extra_lens[i]))
             goto too_big;
-        for (; j < end; j++) {
-            int64_t ts;
-            uint64_t bits = load64(vals + 8 * j);
-            memcpy(&ts, stamps + 8 * j, 8);
-            if (j > start && ts <= prev) {
+        /* 0x12 len [0x09 <8 bytes>] [0x10 varint] [0x18 varint]: at most 33 bytes */
+        if ((rc = size_samples(vals, stamps, j, end, tail, &body, &bad)) != PW_PB_OK) {
+            if (rc == PW_PB_EORDER) {
                 info[PW_PB2_ERR_SERIES] = i;
-                info[PW_PB2_ERR_SAMPLE] = j;
-                rc = PW_PB_EORDER;
-                goto done;
+                info[PW_PB2_ERR_SAMPLE] = bad;
             }
-            prev = ts;
-            /* 0x12 len [0x09 <8 bytes>] [0x10 varint] [0x18 varint]: at most 33 bytes */
-            if (!add_to(&body, 2 + (bits ? 9 : 0) + (ts ? 1 + varint_len((uint64_t)ts) : 0) + tail))
-                goto too_big;
+            goto done;
         }
+        j = end;
         if (!(field = delimited_size(body)) || !add_to(&total, field))
             goto too_big;
         bodies[i] = body;
@@ -598,64 +426,22 @@ int pw_encode_request_v2(const uint8_t *symbols, size_t symbols_len,
             memcpy(&begun, begins + 8 * i, 8);
         *p++ = 0x2a;
         p = put_varint(p, bodies[i]);
-        memcpy(p, refs + roff, n);
-        p += n;
+        p = put_bytes(p, refs + roff, n);
         roff += n;
-        for (; j < end; j++) {
-            int64_t ts;
-            uint64_t bits = load64(vals + 8 * j);
-            uint8_t *len = p + 1;
-            memcpy(&ts, stamps + 8 * j, 8);
-            p[0] = 0x12;
-            p += 2;
-            if (bits) {
-                *p++ = 0x09;
-                p = put_le64(p, bits);
-            }
-            if (ts) {
-                *p++ = 0x10;
-                p = put_varint(p, (uint64_t)ts);
-            }
-            if (begun) {
-                *p++ = 0x18;
-                p = put_varint(p, (uint64_t)begun);
-            }
-            *len = (uint8_t)(p - len - 1);
-        }
+        p = put_samples(p, vals, stamps, j, end, begun);
+        j = end;
         if (extra_lens) {
             n = (size_t)extra_lens[i];
-            memcpy(p, extras + eoff, n);
-            p += n;
+            p = put_bytes(p, extras + eoff, n);
             eoff += n;
         }
     }
 
-    if (compress) {
-        size_t bound = pw_snappy_max_compressed_length(total), written;
-        uint8_t *dst;
-        if (bound == 0)
-            goto too_big;
-        dst = arena_get(&arena, bound);
-        if (dst == NULL) {
-            rc = PW_PB_ENOMEM;
-            goto done;
-        }
-        written = pw_snappy_compress(buf, total, dst);
-        if (written == 0) {
-            rc = PW_PB_ENOMEM;
-            goto done;
-        }
-        buf = dst;
-        total = written;
-    }
-    *out = buf;
-    info[PW_PB2_LEN] = total;
-    goto done;
+    return finish_request(&arena, PW_PB_OK, buf, total, compress, out, info,
+                          PW_PB2_LEN, PW_PB2_WANTED, PW_PB2_OWNED);
 
 too_big:
     rc = PW_PB_ETOOBIG;
 done:
-    info[PW_PB2_WANTED] = arena.wanted;
-    info[PW_PB2_OWNED] = (size_t)arena_release(&arena, *out);
-    return rc;
+    return finish_request(&arena, rc, NULL, 0, 0, out, info, PW_PB2_LEN, PW_PB2_WANTED, PW_PB2_OWNED);
 }

@@ -11,9 +11,10 @@
 
 from . import _backend
 from ._version import __version__
-from .auth import BasicAuth, BearerAuth
+from .auth import AuthError, BasicAuth, BearerAuth, OAuth2, OAuth2Error, SigV4Auth
 from .client import Client, WriteResponse
 from .codec import SeriesSet, decode, encode
+from .registry import push_registry
 from .retry import Retry
 from .errors import (
     ConnectError,
@@ -47,6 +48,7 @@ backend: str = _backend.name
 
 __all__ = [
     "STALE_NAN",
+    "AuthError",
     "BasicAuth",
     "BearerAuth",
     "BucketSpan",
@@ -60,6 +62,8 @@ __all__ = [
     "LabelSet",
     "MetricMetadata",
     "MetricType",
+    "OAuth2",
+    "OAuth2Error",
     "PromwriteError",
     "QueueFullError",
     "ResetHint",
@@ -67,6 +71,7 @@ __all__ = [
     "Sample",
     "SeriesError",
     "SeriesSet",
+    "SigV4Auth",
     "SnappyError",
     "TimeSeries",
     "TimeoutError",
@@ -81,4 +86,5 @@ __all__ = [
     "decode",
     "encode",
     "is_stale_nan",
+    "push_registry",
 ]

@@ -1,27 +1,372 @@
-"""``python -m promwrite`` / ``promwrite``: the command line."""
+"""``python -m promwrite`` / ``promwrite``: the command line.
+
+    promwrite send URL [SAMPLE ...]     push exposition-format samples (arguments, or stdin)
+    promwrite receive [--port P]        a remote-write receiver that prints every write
+    promwrite demo                      the README's main job on an embedded receiver
+
+Exit codes: 0 success, 1 the write failed (the server refused it, or could not
+be reached), 2 a usage or parse error; errors are one line on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import math
+import os
+import signal
 import sys
-from typing import List, Optional
+import threading
+import time
+from typing import Any, Dict, List, NoReturn, Optional, TextIO
 
 from . import __version__
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="promwrite", description="Push metrics to Prometheus remote-write endpoints.")
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors on one line (usage is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Fail(Exception):
+    """A one-line failure: `code` is the exit status."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="promwrite", allow_abbrev=False, description="Push metrics to Prometheus remote-write endpoints.")
     parser.add_argument("--version", action="version", version=f"promwrite {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="write a realistic batch to an embedded receiver and verify it")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = commands.add_parser("demo", allow_abbrev=False, help="write a realistic batch to an embedded receiver and verify it")
     demo.add_argument("--series", type=int, default=2000, help="series to write (default 2000)")
     demo.add_argument("--samples", type=int, default=10, help="samples per series (default 10)")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from . import demo as demo_module
 
-        return demo_module.run(args.series, args.samples)
+    send = commands.add_parser(
+        "send",
+        allow_abbrev=False,
+        help="push samples in the Prometheus text exposition format",
+        description=(
+            "Push samples in the Prometheus text exposition format (metric{label=\"v\"} value"
+            " [timestamp_ms], with # TYPE / # HELP as metadata) to a remote-write URL. Samples come"
+            " from the arguments, or from standard input when there are none or one is '-': "
+            "curl -s localhost:9100/metrics | promwrite send URL --label instance=host1. "
+            "Exit codes: 0 sent, 1 the write failed, 2 usage or parse error."
+        ),
+        epilog=(
+            "environment: PROMWRITE_USERNAME, PROMWRITE_PASSWORD (basic auth), PROMWRITE_BEARER_TOKEN. "
+            "A password is never taken as an argument: use PROMWRITE_PASSWORD or --password-file."
+        ),
+    )
+    send.add_argument("url", metavar="URL", help="the remote-write URL, e.g. http://localhost:9090/api/v1/write")
+    send.add_argument("samples", metavar="SAMPLE", nargs="*", help="sample lines; none or '-' reads standard input")
+    send.add_argument("--label", "-l", action="append", default=[], metavar="NAME=VALUE",
+                      help="add a label to every series (repeatable; wins over the sample's own)")
+    send.add_argument("--header", "-H", action="append", default=[], metavar="NAME:VALUE",
+                      help="an HTTP header for the request, e.g. X-Scope-OrgID:tenant1 (repeatable)")
+    send.add_argument("--username", "-u", default=os.environ.get("PROMWRITE_USERNAME"),
+                      help="basic-auth user (default $PROMWRITE_USERNAME); the password comes from"
+                           " $PROMWRITE_PASSWORD or --password-file")
+    send.add_argument("--password-file", metavar="FILE", help="file holding the basic-auth password")
+    send.add_argument("--bearer-token-file", metavar="FILE",
+                      help="file holding a bearer token (re-read when it changes); or $PROMWRITE_BEARER_TOKEN")
+    send.add_argument("--protocol", choices=("1.0", "2.0"), default="1.0",
+                      help="remote-write version (default 1.0; 2.0 falls back to 1.0 if refused)")
+    send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server (default 30)")
+
+    receive = commands.add_parser(
+        "receive",
+        allow_abbrev=False,
+        help="run a remote-write receiver that prints every write",
+        description=(
+            "Run a remote-write receiver (1.0 and 2.0) and print every decoded write until Ctrl-C:"
+            " as exposition-like text lines, or as one JSON object per write."
+        ),
+    )
+    receive.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    receive.add_argument("--port", type=int, default=9201, help="port to listen on (default 9201; 0 picks a free one)")
+    receive.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    receive.add_argument("--username", "-u", default=os.environ.get("PROMWRITE_USERNAME"),
+                         help="require basic auth with this user; password from $PROMWRITE_PASSWORD or --password-file")
+    receive.add_argument("--password-file", metavar="FILE", help="file holding the basic-auth password")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = _build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # sample lines given after options (argparse takes a '*' positional only once)
+        if args.command != "send" or any(e.startswith("-") and e != "-" for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.samples = [*args.samples, *extra]
+    log = logging.getLogger("promwrite")
+    if not log.handlers:  # the error is reported once, on one line, below: no second copy from the log
+        log.addHandler(logging.NullHandler())
+    try:
+        if args.command == "demo":
+            from . import demo as demo_module
+
+            return demo_module.run(args.series, args.samples)
+        if args.command == "send":
+            return _send(args)
+        if args.command == "receive":
+            return _receive(args)
+    except _Fail as exc:
+        print(f"promwrite {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(f"promwrite {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
     return 2  # argparse requires a command, so this is not reached
+
+
+def _read_file(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().rstrip("\r\n")
+    except OSError as exc:
+        raise _Fail(2, f"cannot read the {what} file {path!r}: {exc.strerror}") from None
+
+
+def _password(args: argparse.Namespace) -> Optional[str]:
+    if args.password_file:
+        return _read_file(args.password_file, "password")
+    return os.environ.get("PROMWRITE_PASSWORD")
+
+
+def _pairs(items: List[str], sep: str, what: str) -> Dict[str, str]:
+    out: Dict[str, str] = {}
+    for item in items:
+        name, found, value = item.partition(sep)
+        if not found or not name.strip():
+            raise _Fail(2, f"{what} {item!r} is not NAME{sep}VALUE")
+        out[name.strip()] = value.strip() if sep == ":" else value
+    return out
+
+
+def _send(args: argparse.Namespace) -> int:
+    from .auth import BasicAuth, BearerAuth
+    from .client import Client
+    from .errors import PromwriteError
+    from .exposition import ParseError, parse
+
+    labels = _pairs(args.label, "=", "--label")
+    headers = _pairs(args.header, ":", "--header")
+    auth: Any = None
+    token = os.environ.get("PROMWRITE_BEARER_TOKEN")
+    if args.bearer_token_file or token:
+        if args.username:
+            raise _Fail(2, "give basic auth (--username) or a bearer token, not both")
+        try:
+            auth = BearerAuth(token_file=args.bearer_token_file) if args.bearer_token_file else BearerAuth(token)
+        except ValueError as exc:
+            raise _Fail(2, str(exc)) from None
+    elif args.username:
+        password = _password(args)
+        if password is None:
+            raise _Fail(2, "--username needs a password: set PROMWRITE_PASSWORD or give --password-file")
+        try:
+            auth = BasicAuth(args.username, password)
+        except ValueError as exc:
+            raise _Fail(2, str(exc)) from None
+    elif args.password_file:
+        raise _Fail(2, "--password-file needs --username (or PROMWRITE_USERNAME)")
+
+    if not args.samples or args.samples == ["-"]:
+        source = "standard input"
+        try:
+            text = sys.stdin.read()
+        except UnicodeDecodeError as exc:
+            raise _Fail(2, f"standard input is not UTF-8: {exc.reason}") from None
+    elif "-" in args.samples:
+        raise _Fail(2, "'-' (standard input) cannot be mixed with sample arguments")
+    else:
+        source = "arguments"
+        text = "\n".join(args.samples)
+    try:
+        request = parse(text, labels)
+    except ParseError as exc:
+        where = f"argument {exc.line}" if source == "arguments" else f"line {exc.line}"
+        raise _Fail(2, f"{source}: {where}, column {exc.column}: {exc.problem}") from None
+    except ValueError as exc:
+        raise _Fail(2, str(exc)) from None
+    series = len(request.timeseries)
+    if not series:
+        raise _Fail(2, f"no samples in the {source}")
+    samples = sum(len(ts.samples) for ts in request.timeseries)
+    try:
+        client = Client(args.url, auth=auth, headers=headers, protocol=args.protocol, timeout=args.timeout)
+    except ValueError as exc:
+        raise _Fail(2, str(exc)) from None
+    try:
+        with client:
+            response = client.write(request)
+    except PromwriteError as exc:
+        if isinstance(exc, ValueError):  # refused before sending (SeriesError)
+            raise _Fail(2, str(exc)) from None
+        raise _Fail(1, f"write failed: {exc}") from None
+    except ValueError as exc:
+        raise _Fail(2, str(exc)) from None
+    except OSError as exc:
+        raise _Fail(1, f"write failed: {client.url}: {exc}") from None
+    print(
+        f"sent {series} series, {samples} samples, {len(request.metadata)} metadata to {client.url}"
+        f" (HTTP {response.status}, remote write {response.protocol})"
+    )
+    return 0
+
+
+# ---- receive -------------------------------------------------------------------
+
+
+def format_value(value: float) -> str:
+    """A float as the exposition format writes it (NaN, +Inf, -Inf, else shortest repr)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _series_text(labels: Any) -> str:
+    name = ""
+    rest = []
+    for n, v in labels:
+        if n == "__name__":
+            name = v
+        else:
+            rest.append(f'{n}="{_escape(v)}"')
+    return name + ("{" + ",".join(rest) + "}" if rest or not name else "")
+
+
+def write_text(request: Any, protocol: str, size: int, number: int, out: TextIO) -> None:
+    """One write as exposition-like text: a header comment, metadata comments, one line per sample."""
+    from .model import MetricType
+
+    samples = sum(len(ts.samples) for ts in request.timeseries)
+    lines = [f"# write {number}: remote write {protocol}, {size} bytes, {len(request.timeseries)} series, {samples} samples"]
+    for m in request.metadata:
+        lines.append(f"# HELP {m.metric_family_name} " + m.help.replace("\\", "\\\\").replace("\n", "\\n"))
+        lines.append(f"# TYPE {m.metric_family_name} {MetricType(m.type).name.lower()}")
+        if m.unit:
+            lines.append(f"# UNIT {m.metric_family_name} {m.unit}")
+    for ts in request.timeseries:
+        head = _series_text(ts.labels)
+        if ts.metadata is not None:
+            md = ts.metadata
+            lines.append(f"# {head} type={MetricType(md.type).name.lower()} help={md.help!r}" + (f" unit={md.unit}" if md.unit else ""))
+        if ts.start_timestamp_ms is not None:
+            lines.append(f"# {head} start_timestamp_ms={ts.start_timestamp_ms}")
+        for value, stamp in ts.samples:
+            lines.append(f"{head} {format_value(value)} {stamp}")
+        for h in ts.histograms:
+            lines.append(f"{head} histogram{{count={h.count},sum={format_value(h.sum)},schema={h.schema}}} {h.timestamp_ms}")
+        for e in ts.exemplars:
+            lines.append(f"{head} # exemplar {_series_text(e.labels)} {format_value(e.value)} {e.timestamp_ms}")
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+def _json_float(value: float) -> Any:
+    return value if math.isfinite(value) else format_value(value)
+
+
+def write_json(request: Any, protocol: str, size: int, number: int, out: TextIO) -> None:
+    """One write as one JSON object on one line (NaN and ±Inf as the strings "NaN", "+Inf", "-Inf")."""
+    from .model import MetricType
+
+    def md(m: Any) -> Dict[str, Any]:
+        return {"type": MetricType(m.type).name.lower(), "metric_family_name": m.metric_family_name,
+                "help": m.help, "unit": m.unit}
+
+    series = []
+    for ts in request.timeseries:
+        item: Dict[str, Any] = {"labels": dict(ts.labels), "samples": [[_json_float(v), t] for v, t in ts.samples]}
+        if ts.histograms:
+            item["histograms"] = [
+                {name: (_json_float(getattr(h, name)) if isinstance(getattr(h, name), float) else getattr(h, name))
+                 for name in ("count", "sum", "schema", "zero_threshold", "zero_count", "timestamp_ms")}
+                for h in ts.histograms
+            ]
+        if ts.exemplars:
+            item["exemplars"] = [{"labels": dict(e.labels), "value": _json_float(e.value), "timestamp_ms": e.timestamp_ms}
+                                 for e in ts.exemplars]
+        if ts.metadata is not None:
+            item["metadata"] = md(ts.metadata)
+        if ts.start_timestamp_ms is not None:
+            item["start_timestamp_ms"] = ts.start_timestamp_ms
+        series.append(item)
+    obj = {"write": number, "protocol": protocol, "bytes": size, "timeseries": series,
+           "metadata": [md(m) for m in request.metadata]}
+    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _receive(args: argparse.Namespace) -> int:
+    from .receiver import Receiver
+
+    basic_auth = None
+    if args.username:
+        password = _password(args)
+        if password is None:
+            raise _Fail(2, "--username needs a password: set PROMWRITE_PASSWORD or give --password-file")
+        basic_auth = (args.username, password)
+    elif args.password_file:
+        raise _Fail(2, "--password-file needs --username (or PROMWRITE_USERNAME)")
+    printer = write_json if args.format == "json" else write_text
+    lock = threading.Lock()
+    count = [0]
+    holder: List[Receiver] = []
+
+    def on_write(request: Any) -> None:
+        receiver = holder[0]
+        with receiver._lock:  # find this write's protocol and size, and forget it (a long run keeps nothing)
+            i = next(i for i in range(len(receiver.received) - 1, -1, -1) if receiver.received[i] is request)
+            protocol, size = receiver.received_protocols.pop(i), receiver.payload_bytes.pop(i)
+            del receiver.received[i]
+        with lock:
+            count[0] += 1
+            try:
+                printer(request, protocol, size, count[0], sys.stdout)
+            except BrokenPipeError:
+                pass
+
+    try:
+        receiver = Receiver(args.host, args.port, basic_auth=basic_auth, on_write=on_write)
+    except OSError as exc:
+        raise _Fail(1, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    holder.append(receiver)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
+    auth_note = f", basic auth as {args.username!r}" if basic_auth else ""
+    print(f"promwrite receive: listening on {receiver.url} (remote write 1.0 and 2.0{auth_note}); Ctrl-C stops",
+          file=sys.stderr, flush=True)
+    receiver.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+    print(f"promwrite receive: stopped after {count[0]} writes", file=sys.stderr, flush=True)
+    return 0
 
 
 if __name__ == "__main__":

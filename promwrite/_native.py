@@ -105,6 +105,8 @@ _ERR_SAMPLE = lib.PW_PB_ERR_SAMPLE
 _WANTED = lib.PW_PB_WANTED
 _OWNED = lib.PW_PB_OWNED
 _INFO = f"size_t[{lib.PW_PB_INFO_LEN}]"
+_SLOTS = (_INFO, _WANTED, _OWNED)
+_REQUEST = (_SLOTS, (_ERR_SERIES, _ERR_SAMPLE), _LEN)
 _NO_SCRATCH = (_NULL, 0)
 _local = _threading.local()
 _snappy_compress = compress  # encode_request's parameter `compress` hides it
@@ -131,17 +133,88 @@ def _int64s(seq: _Sequence[int]):  # -> cdata int64_t[]; OverflowError/TypeError
     return _from_buffer("int64_t[]", _array("Q", seq))  # 'Q' converts faster than 'q'; C rejects >= 2**63
 
 
-def _joined(out, info) -> _Tuple[bytes, "_array[int]"]:
-    """A label kernel's result as (all sets' bytes, each set's length); then freed if malloc'd."""
-    p = out[0]
-    n = info[_LEN]
+def _run(kernel, args, slots, read):  # -> (0, read(result, info)) or (rc, info)
+    """Calls kernel(*args, scratch, scratch_len, out, info) with this thread's scratch.
+
+    `slots` is (info's cdata type, its WANTED slot, its OWNED slot). On rc 0,
+    `read` copies the result out before a malloc'd one is freed.
+    """
+    info_type, wanted, owned = slots
+    out = _new("uint8_t **")
+    info = _new(info_type)
+    scratch = _take_scratch()
     try:
-        lengths = _array("q")
-        lengths.frombytes(_buffer(p + n, info[_FMT_LEN]))
-        return _buffer(p, n)[:], lengths
+        rc = kernel(*args, *scratch, out, info)
+        if rc:
+            return rc, info
+        p = out[0]
+        try:
+            return 0, read(p, info)
+        finally:
+            if info[owned]:
+                _pb_free(p)
     finally:
-        if info[_OWNED]:
-            _pb_free(p)
+        _give_back(scratch, info[wanted])
+
+
+def _as_bytes(data):  # -> bytes, or cdata over the buffer
+    return data if type(data) is bytes else _from_buffer("uint8_t[]", data)
+
+
+def _series_columns(extras, counts, values, timestamps):
+    """What both request kernels take per series and sample, converted in bulk.
+
+    (extras joined, their lengths or NULL, counts, values and timestamps as
+    arrays, cdata over those two); TypeError, ValueError or OverflowError for
+    what C does not take.
+    """
+    etext = b"".join(extras) if extras is not None else b""
+    elens = _int64s(list(map(len, extras))) if etext else _NULL
+    cnt = _int64s(counts)
+    if type(values) is not _array or values.typecode != "d":
+        values = _array("d", values)
+    if type(timestamps) is not _array or timestamps.typecode != "q":
+        timestamps = _array("q", timestamps)
+    return etext, elens, cnt, values, timestamps, _from_buffer(values), _from_buffer(timestamps)
+
+
+def _joined(p, info) -> _Tuple[bytes, "_array[int]"]:
+    """A label kernel's result as (all sets' bytes, each set's length)."""
+    n = info[_LEN]
+    lengths = _array("q")
+    lengths.frombytes(_buffer(p + n, info[_FMT_LEN]))
+    return _buffer(p, n)[:], lengths
+
+
+def _labels_done(rc: int, result):  # -> the result, or None for the caller's fallback
+    if rc == 0:
+        return result
+    if rc == _PB_ENOMEM:
+        raise MemoryError("promwrite: out of memory encoding labels")
+    return None
+
+
+def _request(kernel, cargs, proto, timestamps, args, python_kernel, native_kernel) -> bytes:
+    """Runs a request kernel: its bytes, or what its rc calls for.
+
+    `proto` is (the info slots for `_run`, the ERR_SERIES and ERR_SAMPLE slots,
+    the LEN slot); `args` are the wrapper's arguments, `compress` last: the
+    Python kernel takes them for whatever C refuses, and a request over
+    snappy's limit is encoded plain by `native_kernel` and then compressed.
+    """
+    slots, (series_slot, sample_slot), len_slot = proto
+    rc, result = _run(kernel, cargs, slots, lambda p, info: _buffer(p, info[len_slot])[:])
+    if rc == 0:
+        return result
+    if rc == _PB_EORDER:
+        j = result[sample_slot]
+        problem = f"sample timestamps must increase: {timestamps[j]} comes after {timestamps[j - 1]}"
+        raise SeriesError(result[series_slot], problem)
+    if rc == _PB_ENOMEM:
+        raise MemoryError("promwrite: out of memory encoding a request")
+    if rc == _PB_ETOOBIG and args[-1]:  # compress, over snappy's limit: its own error
+        return _snappy_compress(native_kernel(*args[:-1], False))
+    return python_kernel(*args)
 
 
 def _encode_interleaved(names: _List[str], values: _List[str], counts: _Sequence[int]) -> _Tuple[bytes, "_array[int]"]:
@@ -153,17 +226,10 @@ def _encode_interleaved(names: _List[str], values: _List[str], counts: _Sequence
         cnt = _int64s(counts)
     except (TypeError, ValueError, OverflowError):  # a non-str, a surrogate, an odd count
         return _pyproto.encode_labels(names, values, counts)
-    out = _new("uint8_t **")
-    info = _new(_INFO)
-    scratch = _take_scratch()
-    try:
-        rc = _pb_encode_label_sets(text, len(text), lengths, len(strings), cnt, len(counts), *scratch, out, info)
-        if rc == 0:
-            return _joined(out, info)
-        if rc == _PB_ENOMEM:
-            raise MemoryError("promwrite: out of memory encoding labels")
-    finally:
-        _give_back(scratch, info[_WANTED])
+    args = (text, len(text), lengths, len(strings), cnt, len(counts))
+    result = _labels_done(*_run(_pb_encode_label_sets, args, _SLOTS, _joined))
+    if result is not None:
+        return result
     return _pyproto.encode_labels(names, values, counts)  # raises its SeriesError
 
 
@@ -182,19 +248,10 @@ def encode_labels(names: _List[str], values: _List[str], counts: _Sequence[int])
         cnt = _int64s(counts)
     except (TypeError, ValueError, OverflowError):
         return _pyproto.encode_labels(names, values, counts)
-    out = _new("uint8_t **")
-    info = _new(_INFO)
-    scratch = _take_scratch()
-    try:
-        rc = _pb_encode_label_columns(
-            ntext, len(ntext), vtext, len(vtext), len(names), cnt, len(counts), *scratch, out, info
-        )
-        if rc == 0:
-            return _joined(out, info)
-        if rc == _PB_ENOMEM:
-            raise MemoryError("promwrite: out of memory encoding labels")
-    finally:
-        _give_back(scratch, info[_WANTED])
+    args = (ntext, len(ntext), vtext, len(vtext), len(names), cnt, len(counts))
+    result = _labels_done(*_run(_pb_encode_label_columns, args, _SLOTS, _joined))
+    if result is not None:
+        return result
     return _encode_interleaved(names, values, counts)
 
 
@@ -215,45 +272,16 @@ def encode_request(
         if len(counts) != n or (extras is not None and len(extras) != n):
             raise ValueError("lengths differ")
         llens = _int64s(label_lengths)
-        ltext = label_text if type(label_text) is bytes else _from_buffer("uint8_t[]", label_text)
-        etext = b"".join(extras) if extras is not None else b""
-        elens = _int64s(list(map(len, extras))) if etext else _NULL
-        cnt = _int64s(counts)
-        if type(values) is not _array or values.typecode != "d":
-            values = _array("d", values)
-        if type(timestamps) is not _array or timestamps.typecode != "q":
-            timestamps = _array("q", timestamps)
-        vals = _from_buffer(values)
-        stamps = _from_buffer(timestamps)
+        ltext = _as_bytes(label_text)
+        etext, elens, cnt, values, timestamps, vals, stamps = _series_columns(extras, counts, values, timestamps)
         meta = _from_buffer(metadata)
     except (TypeError, ValueError, OverflowError):  # whatever C does not take, Python words
         return _pyproto.encode_request(*args)
-    out = _new("uint8_t **")
-    info = _new(_INFO)
-    scratch = _take_scratch()
-    try:
-        rc = _pb_encode_request(
-            ltext, len(label_text), llens, cnt, n, vals, len(values), stamps, len(timestamps),
-            etext, len(etext), elens, meta, len(meta), 1 if compress else 0, *scratch, out, info,
-        )  # fmt: skip
-        if rc:
-            if rc == _PB_EORDER:
-                j = info[_ERR_SAMPLE]
-                problem = f"sample timestamps must increase: {timestamps[j]} comes after {timestamps[j - 1]}"
-                raise SeriesError(info[_ERR_SERIES], problem)
-            if rc == _PB_ENOMEM:
-                raise MemoryError("promwrite: out of memory encoding a request")
-            if rc == _PB_ETOOBIG and compress:  # over snappy's limit: its own error
-                return _snappy_compress(encode_request(*args[:-1], False))
-            return _pyproto.encode_request(*args)
-        p = out[0]
-        try:
-            return _buffer(p, info[_LEN])[:]
-        finally:
-            if info[_OWNED]:
-                _pb_free(p)
-    finally:
-        _give_back(scratch, info[_WANTED])
+    cargs = (
+        ltext, len(label_text), llens, cnt, n, vals, len(values), stamps, len(timestamps),
+        etext, len(etext), elens, meta, len(meta), 1 if compress else 0,
+    )  # fmt: skip
+    return _request(_pb_encode_request, cargs, _REQUEST, timestamps, args, _pyproto.encode_request, encode_request)
 
 
 # ------------------------------------------------------ remote write 2.0 ---
@@ -276,10 +304,8 @@ _ERR_SERIES2 = lib.PW_PB2_ERR_SERIES
 _ERR_SAMPLE2 = lib.PW_PB2_ERR_SAMPLE
 _WANTED2 = lib.PW_PB2_WANTED
 _OWNED2 = lib.PW_PB2_OWNED
-
-
-def _as_bytes(data):  # -> bytes, or cdata over the buffer
-    return data if type(data) is bytes else _from_buffer("uint8_t[]", data)
+_SLOTS2 = (_INFO2, _WANTED2, _OWNED2)
+_REQUEST2 = (_SLOTS2, (_ERR_SERIES2, _ERR_SAMPLE2), _LEN2)
 
 
 def encode_symbols_v2(
@@ -295,32 +321,24 @@ def encode_symbols_v2(
     except (TypeError, ValueError, OverflowError):
         return _pyproto.encode_symbols_v2(*args)
     n_sets = len(label_lengths)
-    out = _new("uint8_t **")
-    info = _new(_INFO2)
-    scratch = _take_scratch()
-    try:
-        rc = _pb2_encode_symbols(
-            ltext, len(label_text), llens, n_sets, stext, len(stext), slens, len(strings), *scratch, out, info
-        )
-        if rc == 0:
-            p = out[0]
-            try:
-                data = _buffer(p, info[_LEN2])
-                a = info[_SYMBOLS_LEN2]
-                b = a + info[_REFS_LEN2]
-                c = b + 8 * n_sets
-                lengths = _array("q")
-                lengths.frombytes(data[b:c])
-                refs = _array("q")
-                refs.frombytes(data[c:])
-                return data[:a], data[a:b], lengths, refs
-            finally:
-                if info[_OWNED2]:
-                    _pb_free(p)
-        if rc == _PB_ENOMEM:
-            raise MemoryError("promwrite: out of memory interning strings")
-    finally:
-        _give_back(scratch, info[_WANTED2])
+
+    def read(p, info):
+        data = _buffer(p, info[_LEN2])
+        a = info[_SYMBOLS_LEN2]
+        b = a + info[_REFS_LEN2]
+        c = b + 8 * n_sets
+        lengths = _array("q")
+        lengths.frombytes(data[b:c])
+        refs = _array("q")
+        refs.frombytes(data[c:])
+        return data[:a], data[a:b], lengths, refs
+
+    cargs = (ltext, len(label_text), llens, n_sets, stext, len(stext), slens, len(strings))
+    rc, result = _run(_pb2_encode_symbols, cargs, _SLOTS2, read)
+    if rc == 0:
+        return result
+    if rc == _PB_ENOMEM:
+        raise MemoryError("promwrite: out of memory interning strings")
     return _pyproto.encode_symbols_v2(*args)  # raises its ValueError
 
 
@@ -344,48 +362,21 @@ def encode_request_v2(
         rlens = _int64s(refs_lengths)
         rtext = _as_bytes(refs_text)
         stext = _as_bytes(symbols)
-        etext = b"".join(extras) if extras is not None else b""
-        elens = _int64s(list(map(len, extras))) if etext else _NULL
-        cnt = _int64s(counts)
-        if type(values) is not _array or values.typecode != "d":
-            values = _array("d", values)
-        if type(timestamps) is not _array or timestamps.typecode != "q":
-            timestamps = _array("q", timestamps)
+        etext, elens, cnt, values, timestamps, vals, stamps = _series_columns(extras, counts, values, timestamps)
         begins = _NULL
         if starts is not None:
             if type(starts) is not _array or starts.typecode != "q":
                 starts = _array("q", starts)
             begins = _from_buffer(starts) if n else _NULL
-        vals = _from_buffer(values)
-        stamps = _from_buffer(timestamps)
     except (TypeError, ValueError, OverflowError):  # whatever C does not take, Python words
         return _pyproto.encode_request_v2(*args)
-    out = _new("uint8_t **")
-    info = _new(_INFO2)
-    scratch = _take_scratch()
-    try:
-        rc = _pb2_encode_request(
-            stext, len(symbols), rtext, len(refs_text), rlens, cnt, n, vals, len(values), stamps, len(timestamps),
-            begins, etext, len(etext), elens, 1 if compress else 0, *scratch, out, info,
-        )  # fmt: skip
-        if rc:
-            if rc == _PB_EORDER:
-                j = info[_ERR_SAMPLE2]
-                problem = f"sample timestamps must increase: {timestamps[j]} comes after {timestamps[j - 1]}"
-                raise SeriesError(info[_ERR_SERIES2], problem)
-            if rc == _PB_ENOMEM:
-                raise MemoryError("promwrite: out of memory encoding a request")
-            if rc == _PB_ETOOBIG and compress:  # over snappy's limit: its own error
-                return _snappy_compress(encode_request_v2(*args[:-1], False))
-            return _pyproto.encode_request_v2(*args)
-        p = out[0]
-        try:
-            return _buffer(p, info[_LEN2])[:]
-        finally:
-            if info[_OWNED2]:
-                _pb_free(p)
-    finally:
-        _give_back(scratch, info[_WANTED2])
+    cargs = (
+        stext, len(symbols), rtext, len(refs_text), rlens, cnt, n, vals, len(values), stamps, len(timestamps),
+        begins, etext, len(etext), elens, 1 if compress else 0,
+    )  # fmt: skip
+    return _request(
+        _pb2_encode_request, cargs, _REQUEST2, timestamps, args, _pyproto.encode_request_v2, encode_request_v2
+    )
 
 
 # --------------------------------------------------------------- KERNELS ---

@@ -15,30 +15,14 @@ from array import array
 from typing import List, Optional, Sequence, Tuple
 
 from . import _pysnappy
+from ._pysnappy import SMALL_VARINTS as _SMALL, varint
 from .errors import SeriesError
 
 _DOUBLE = struct.Struct("<d")
 _ZERO8 = bytes(8)
-_U64_MASK = (1 << 64) - 1
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-
-# One-byte varints, looked up rather than computed (lengths and small ints).
-_SMALL = [bytes([i]) for i in range(128)]
-
-
-def varint(value: int) -> bytes:
-    """Base-128 varint of an unsigned value; negative int64 as its 64-bit two's complement."""
-    if 0 <= value < 128:
-        return _SMALL[value]
-    value &= _U64_MASK
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def zigzag(value: int) -> int:

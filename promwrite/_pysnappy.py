@@ -79,12 +79,24 @@ def max_expansion(n: int) -> int:
     return (n // 3) * 64 + (11 if n % 3 == 2 else 0)
 
 
-def _varint(n: int) -> bytes:
+# One-byte varints, looked up rather than computed (lengths and small ints).
+SMALL_VARINTS = [bytes([i]) for i in range(128)]
+_U64_MASK = (1 << 64) - 1
+
+
+def varint(value: int) -> bytes:
+    """Base-128 varint of an unsigned value; negative int64 as its 64-bit two's complement.
+
+    Snappy's length header and protobuf's varints are the same encoding; _pyproto imports this.
+    """
+    if 0 <= value < 128:
+        return SMALL_VARINTS[value]
+    value &= _U64_MASK
     out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
     return bytes(out)
 
 
@@ -94,7 +106,7 @@ def compress(data: Buffer) -> bytes:
     n = len(src)
     if n > MAX_INPUT:
         raise _fail(-9)
-    out = bytearray(_varint(n))
+    out = bytearray(varint(n))
     for start in range(0, n, BLOCK_SIZE):
         _compress_block(src, start, min(start + BLOCK_SIZE, n), out)
     return bytes(out)

@@ -114,8 +114,8 @@ def redact_url(url: str) -> str:
 class Client:
     """Sends WriteRequests to one remote-write URL.
 
-    `auth` is a `BasicAuth`, `BearerAuth` or any object with a ``headers(url,
-    body)`` method; credentials in the URL (``https://user:pass@host/...``) are
+    `auth` is a `BasicAuth`, `BearerAuth`, `SigV4Auth`, `OAuth2` or any
+    object with a ``headers(url, body)`` method; credentials in the URL (``https://user:pass@host/...``) are
     taken as basic auth. `headers` go with every request (e.g. a tenant:
     ``X-Scope-OrgID`` for Mimir/Cortex, ``THANOS-TENANT`` for Thanos). TLS
     comes from `ssl_context`, or is built from `ca_file`, `cert_file`/`key_file`
@@ -350,7 +350,9 @@ class Client:
             return self._send_once(payload, headers)
         return retry.call(lambda: self._send_once(payload, headers))
 
-    def _send_once(self, payload: bytes, headers: Optional[Mapping[str, str]]) -> WriteResponse:
+    def _send_once(
+        self, payload: bytes, headers: Optional[Mapping[str, str]], reauth: bool = True
+    ) -> WriteResponse:
         all_headers = dict(self._headers)
         if headers:
             all_headers.update(headers)
@@ -360,6 +362,12 @@ class Client:
         if self._proxy is not None and self._ssl is None:
             target = f"http://{self._host}:{self._port}{self._path}"  # absolute form for a proxy
         status, answer_headers, body = self._post(target, payload, all_headers)
+        if status == 401 and reauth and self.auth is not None:
+            # An auth with an on_unauthorized(sent_headers) hook (OAuth2) may drop a
+            # token the server no longer takes; the request then goes once more.
+            hook = getattr(self.auth, "on_unauthorized", None)
+            if hook is not None and hook(all_headers):
+                return self._send_once(payload, headers, reauth=False)
         if not 200 <= status < 300:
             text = body[:_MAX_ERROR_BODY].decode("utf-8", "replace")
             log.warning("remote write to %s failed: HTTP %d: %s", self.url, status, text.strip()[:500])

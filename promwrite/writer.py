@@ -21,6 +21,14 @@ Accounting (`stats()`), at any moment: ``added == sent + failed + dropped +
 spooled + queued`` (queued includes batches in flight). With `spool_dir`,
 batches not delivered when retries run out or at `close()` are written to
 disk and sent first by the next Writer on that directory.
+
+Protocol: a batch is encoded in the remote-write version the client uses at
+that moment (`Client.protocol`): 2.0 for ``Client(url, protocol="2.0")``, 1.0
+once the client has fallen back. Sent samples and requests are counted per
+the version the server accepted them in (`WriteResponse.protocol`), so a
+2.0 batch that triggered the fallback (and went again as 1.0) counts as 1.0.
+Spooled batches are always stored as 1.0 (re-encoded when the batch was 2.0),
+so the spool format is unchanged and every receiver takes them at replay.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from typing import (
 )
 
 from . import _backend
+from ._codec2 import _extras as _extras_v2, _gather_strings, _split
 from .client import Client
 from .codec import _extras as _encode_extras  # exemplar/histogram fields of a series
 from .errors import ConnectError, PromwriteError, SeriesError, TimeoutError, WriteError
@@ -78,7 +87,8 @@ class FailedBatch:
     that status until the retry policy gave up), ``"connect"``, ``"timeout"``,
     ``"closed"`` (still undelivered when `close()` ran out of time, no spool),
     ``"spool_error"`` (the spool could not take it) or ``"invalid"`` (it could
-    not be encoded). `payload` is the snappy-compressed request, as sent.
+    not be encoded). `payload` is the snappy-compressed request, as sent;
+    `protocol` its remote-write version ("1.0" or "2.0").
     """
 
     reason: str
@@ -87,6 +97,7 @@ class FailedBatch:
     attempts: int
     error: Optional[BaseException]
     payload: Optional[bytes] = field(repr=False, default=None)
+    protocol: str = "1.0"
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,10 @@ class WriterStats:
     ``samples_added == samples_sent + failed + dropped + samples_spooled +
     samples_queued`` always holds; `samples_queued` includes batches in flight.
     Samples read back from the spool at start count as added (and in
-    `samples_from_spool`).
+    `samples_from_spool`). `samples_sent_by_protocol` and
+    `requests_by_protocol` split `samples_sent` and `requests` by the
+    remote-write version the server accepted ("1.0", "2.0"; only versions
+    that delivered something appear).
     """
 
     samples_added: int
@@ -112,6 +126,8 @@ class WriterStats:
     requests: int
     requests_failed: int
     last_error: Optional[str]
+    samples_sent_by_protocol: Mapping[str, int] = field(default_factory=dict)
+    requests_by_protocol: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -126,7 +142,7 @@ class WriterStats:
         """The accounting invariant (always True; for tests and assertions)."""
         return self.samples_added == (
             self.samples_sent + self.failed + self.dropped + self.samples_spooled + self.samples_queued
-        )
+        ) and sum(self.samples_sent_by_protocol.values()) == self.samples_sent
 
 
 # ---- queued data --------------------------------------------------------------------
@@ -164,15 +180,19 @@ class _Col:
 
 
 class _Entry:
-    __slots__ = ("idx", "vals", "stamps", "extras", "n", "seq")
+    __slots__ = ("idx", "vals", "stamps", "extras", "n", "seq", "series")
 
-    def __init__(self, idx: int, vals: "array[float]", stamps: "array[int]", extras: bytes, n: int, seq: int) -> None:
+    def __init__(
+        self, idx: int, vals: "array[float]", stamps: "array[int]", extras: bytes, n: int, seq: int,
+        series: Optional[TimeSeries] = None,
+    ) -> None:  # fmt: skip
         self.idx = idx
         self.vals = vals
         self.stamps = stamps
-        self.extras = extras
+        self.extras = extras  # 1.0 fields (exemplars, histograms)
         self.n = n
         self.seq = seq
+        self.series = series  # for 2.0: its exemplars, histograms, metadata, start timestamp
 
 
 def _size(seg: Any) -> int:
@@ -363,6 +383,8 @@ class Writer:
         self._bytes = 0
         self._requests = 0
         self._requests_failed = 0
+        self._sent_by: Dict[str, int] = {}  # samples sent, by the protocol the server accepted
+        self._requests_by: Dict[str, int] = {}
         self._failed: Dict[str, int] = {}
         self._dropped: Dict[str, int] = {}
         self._last_error: Optional[str] = None
@@ -465,7 +487,7 @@ class Writer:
         shard, idx = self._intern(series._labels)
         if series.exemplars or series.histograms:
             n = len(vals) + len(series.histograms)
-            segment = _Entry(idx, vals, stamps, _encode_extras(series), n, 0)
+            segment = _Entry(idx, vals, stamps, _encode_extras(series), n, 0, series)
             with self._lock:
                 if self._queued + n > self._max_queued or self._closed:
                     self._make_room(n)
@@ -784,11 +806,12 @@ class Writer:
 
     # ---- encoding -------------------------------------------------------------------------
 
-    def _encode(self, segments: List[Any], group: bool = True) -> Tuple[bytes, int]:
+    def _encode(self, segments: List[Any], group: bool = True, protocol: str = "1.0") -> Tuple[bytes, int]:
         """One request for a batch: (compressed payload, series entries), one kernel call.
 
         Consecutive add_many segments of the same series are merged: each
         series once with all its samples (so its labels go on the wire once).
+        `protocol` is the remote-write version to encode ("1.0" or "2.0").
         """
         texts: List[bytes] = []
         lengths = array("q")
@@ -796,6 +819,7 @@ class Writer:
         vals = array("d")
         stamps = array("q")
         extras: Dict[int, bytes] = {}
+        series_at: Dict[int, TimeSeries] = {}  # for 2.0: entry position -> the series of an _Entry
         fields = self._fields
         field_len = self._field_len
         i = 0
@@ -812,6 +836,7 @@ class Writer:
                 i += 1
             elif kind is _Entry:
                 extras[len(lengths)] = segment.extras
+                series_at[len(lengths)] = segment.series
                 texts.append(fields[segment.idx])
                 lengths.append(field_len[segment.idx])
                 counts.append(len(segment.vals))
@@ -844,20 +869,78 @@ class Writer:
                     stamps.extend(s)
                 i = j
         entries = len(lengths)
-        extra_list = None
-        if extras:
-            extra_list = [b""] * entries
-            for position, data in extras.items():
-                extra_list[position] = data
         try:
-            payload = self._kernels.encode_request(
-                b"".join(texts), lengths, counts, vals, stamps, extra_list, b"", True
-            )
+            if protocol == "2.0":
+                payload = self._encode_v2(b"".join(texts), lengths, counts, vals, stamps, series_at)
+            else:
+                extra_list = None
+                if extras:
+                    extra_list = [b""] * entries
+                    for position, data in extras.items():
+                        extra_list[position] = data
+                payload = self._kernels.encode_request(
+                    b"".join(texts), lengths, counts, vals, stamps, extra_list, b"", True
+                )
         except SeriesError:
             if not group:
                 raise
-            return self._encode(segments, group=False)  # samples not in time order: do not merge
+            return self._encode(segments, group=False, protocol=protocol)  # samples not in time order: do not merge
         return payload, entries
+
+    def _encode_v2(
+        self, label_text: bytes, lengths: "array[int]", counts: "array[int]", vals: "array[float]",
+        stamps: "array[int]", series_at: Dict[int, TimeSeries],
+    ) -> bytes:  # fmt: skip
+        """The batch as a remote-write 2.0 request, from the same 1.0 label fields and columns.
+
+        Series with exemplars or histograms (`series_at`) get their 2.0 parts
+        as `promwrite._codec2` makes them (with their metadata and start
+        timestamp; one with samples and histograms becomes two series).
+        """
+        kernels = self._kernels
+        if not series_at:
+            symbols, refs_text, refs_lengths, _ = kernels.encode_symbols_v2(label_text, lengths, [])
+            return kernels.encode_request_v2(symbols, refs_text, refs_lengths, counts, vals, stamps, None, None, True)
+        texts: List[bytes] = []
+        v2_lengths = array("q")
+        v2_counts = array("q")
+        starts = array("q")
+        rare: List[Any] = []  # _codec2._Rare of each part of a series in series_at
+        owners: List[TimeSeries] = []
+        rare_starts = array("q")
+        rare_at: Dict[int, int] = {}  # 2.0 series position -> index in rare
+        offset = 0
+        for i, length in enumerate(lengths):
+            text = label_text[offset : offset + length]
+            offset += length
+            ts = series_at.get(i)
+            if ts is None:
+                texts.append(text)
+                v2_lengths.append(length)
+                v2_counts.append(counts[i])
+                starts.append(0)
+                continue
+            begun = ts.start_timestamp_ms or 0
+            for part in _split([ts], None, True)[2]:
+                rare_at[len(v2_lengths)] = len(rare)
+                rare.append(part)
+                owners.append(ts)
+                rare_starts.append(begun)
+                texts.append(text)
+                v2_lengths.append(length)
+                v2_counts.append(counts[i] if part.with_samples else 0)
+                starts.append(begun)
+        strings = _gather_strings(rare, owners, list(range(len(rare))))
+        symbols, refs_text, refs_lengths, refs = kernels.encode_symbols_v2(b"".join(texts), v2_lengths, strings.encoded)
+        parts = _extras_v2(rare, rare_starts, strings, refs)
+        extras: Optional[List[bytes]] = None
+        if any(parts):
+            extras = [b""] * len(v2_lengths)
+            for position, k in rare_at.items():
+                extras[position] = parts[k]
+        return kernels.encode_request_v2(
+            symbols, refs_text, refs_lengths, v2_counts, vals, stamps, starts if any(starts) else None, extras, True
+        )
 
     def _column_groups(self, run: List[_Col], group: bool) -> List[List[_Col]]:
         """add_many segments in a row, as groups of segments to encode together.
@@ -945,35 +1028,40 @@ class Writer:
                     self._done.notify_all()
 
     def _deliver(self, segments: List[Any], n: int) -> None:
+        protocol = self.client.protocol  # 2.0 until the client falls back to 1.0
         try:
-            payload, entries = self._encode(segments)
+            payload, entries = self._encode(segments, protocol=protocol)
         except Exception as exc:
             log.error("promwrite: a batch of %d samples could not be encoded, dropped: %s", n, exc)
-            self._settle(n, "invalid", exc, None, 0, 0)
+            self._settle(n, "invalid", exc, None, 0, 0, protocol)
             return
-        outcome, error, attempts = self._transmit(payload, n)
+        outcome, error, attempts, accepted = self._transmit(payload, n, protocol)
         if outcome != "sent" and self._spool is not None and not _refused(outcome):
-            try:
-                self._spool.write(payload, n)
-            except SpoolError as exc:
+            try:  # the spool holds 1.0 requests only: any receiver takes them at replay
+                self._spool.write(payload if protocol == "1.0" else self._encode(segments, protocol="1.0")[0], n)
+            except (SpoolError, ValueError) as exc:
                 log.error("promwrite: could not spool %d undelivered samples: %s", n, exc)
                 outcome, error = "spool_error", exc
             else:
-                self._settle(n, "spooled", error, payload, entries, attempts)
+                self._settle(n, "spooled", error, payload, entries, attempts, protocol)
                 return
-        self._settle(n, outcome, error, payload, entries, attempts)
+        self._settle(n, outcome, error, payload, entries, attempts, accepted)
 
-    def _transmit(self, payload: bytes, n: int) -> Tuple[str, Optional[BaseException], int]:
-        """Send with retries: ("sent", None, attempts) or (failure reason, last error, attempts)."""
+    def _transmit(
+        self, payload: bytes, n: int, protocol: str = "1.0"
+    ) -> Tuple[str, Optional[BaseException], int, str]:
+        """Send with retries: ("sent", None, attempts, accepted protocol) or (failure reason,
+        last error, attempts, `protocol`). A 2.0 payload may be accepted as 1.0 (client fallback)."""
         start = _monotonic()
         attempt = 0
         error: Optional[BaseException] = None
         while True:
             if self._abort.is_set():
-                return ("closed" if error is None or self.retry.retryable(error) else _reason(error)), error, attempt
+                reason = "closed" if error is None or self.retry.retryable(error) else _reason(error)
+                return reason, error, attempt, protocol
             attempt += 1
             try:
-                self.client.send(payload)
+                response = self.client.send(payload, protocol=protocol)
             except Exception as exc:
                 error = exc
                 with self._lock:
@@ -981,7 +1069,7 @@ class Writer:
                     self._last_error = str(exc)
                 wait = self.retry.delay(attempt, exc, _monotonic() - start)
                 if wait is None:
-                    return _reason(exc), exc, attempt
+                    return _reason(exc), exc, attempt, protocol
                 with self._lock:
                     self._retried += n
                 (log.warning if attempt == 1 else log.info)(
@@ -991,17 +1079,23 @@ class Writer:
             else:
                 if attempt > 1:
                     log.info("promwrite: %d samples delivered after %d attempts", n, attempt)
-                return "sent", None, attempt
+                return "sent", None, attempt, getattr(response, "protocol", None) or protocol
 
     def _settle(
-        self, n: int, outcome: str, error: Optional[BaseException], payload: Optional[bytes], entries: int, attempts: int
-    ) -> None:
-        """Account for a finished batch (its samples leave 'in flight')."""
+        self, n: int, outcome: str, error: Optional[BaseException], payload: Optional[bytes], entries: int,
+        attempts: int, protocol: str = "1.0",
+    ) -> None:  # fmt: skip
+        """Account for a finished batch (its samples leave 'in flight').
+
+        `protocol`: the version the server accepted (sent), else the payload's.
+        """
         with self._lock:
             self._inflight -= n
             if outcome == "sent":
                 self._sent += n
+                self._sent_by[protocol] = self._sent_by.get(protocol, 0) + n
                 self._requests += 1
+                self._requests_by[protocol] = self._requests_by.get(protocol, 0) + 1
                 self._bytes += len(payload or b"")
             elif outcome == "spooled":
                 self._spooled += n
@@ -1020,7 +1114,7 @@ class Writer:
         )  # fmt: skip
         if self._on_failure is not None:
             try:
-                self._on_failure(FailedBatch(outcome, n, entries, attempts, error, payload))
+                self._on_failure(FailedBatch(outcome, n, entries, attempts, error, payload, protocol))
             except Exception:
                 log.exception("promwrite: on_failure callback raised")
 
@@ -1041,10 +1135,10 @@ class Writer:
                     self._added += n
                     self._from_spool += n
                     self._inflight += n
-                outcome, error, attempts = self._transmit(payload, n)
+                outcome, error, attempts, accepted = self._transmit(payload, n)  # spooled batches are 1.0
                 if outcome == "sent":
                     spool.remove(path)
-                    self._settle(n, "sent", None, payload, 0, attempts)
+                    self._settle(n, "sent", None, payload, 0, attempts, accepted)
                     log.info("promwrite: resent %d spooled samples from %s", n, path.name)
                 elif _refused(outcome):
                     spool.set_aside(path, REJECTED, f"refused by the server: {error}")
@@ -1140,6 +1234,8 @@ class Writer:
                 requests=self._requests,
                 requests_failed=self._requests_failed,
                 last_error=self._last_error,
+                samples_sent_by_protocol=dict(self._sent_by),
+                requests_by_protocol=dict(self._requests_by),
             )
 
     @property

@@ -15,18 +15,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
 from promwrite._codec2 import resolve_metadata
 from promwrite.codec import metric_name
 from promwrite.model import Exemplar, Histogram, MetricMetadata, TimeSeries, WriteRequest
 
-F = descriptor_pb2.FieldDescriptorProto
-_T = {
-    "double": F.TYPE_DOUBLE, "int64": F.TYPE_INT64, "uint64": F.TYPE_UINT64,
-    "uint32": F.TYPE_UINT32, "sint32": F.TYPE_SINT32, "sint64": F.TYPE_SINT64,
-    "string": F.TYPE_STRING, "enum": F.TYPE_ENUM, "message": F.TYPE_MESSAGE,
-}  # fmt: skip
+from .prompb_ref import HISTOGRAM_FIELDS, build_classes, fill_histogram
+
 P = ".io.prometheus.write.v2."
 
 # message -> [(name, number, type, repeated, type_name, oneof_index)]
@@ -58,24 +52,10 @@ _MESSAGES = {
         ("unit_ref", 4, "uint32", False, None, None),
     ],
     "Histogram": [
-        ("count_int", 1, "uint64", False, None, 0),
-        ("count_float", 2, "double", False, None, 0),
-        ("sum", 3, "double", False, None, None),
-        ("schema", 4, "sint32", False, None, None),
-        ("zero_threshold", 5, "double", False, None, None),
-        ("zero_count_int", 6, "uint64", False, None, 1),
-        ("zero_count_float", 7, "double", False, None, 1),
-        ("negative_spans", 8, "message", True, P + "BucketSpan", None),
-        ("negative_deltas", 9, "sint64", True, None, None),
-        ("negative_counts", 10, "double", True, None, None),
-        ("positive_spans", 11, "message", True, P + "BucketSpan", None),
-        ("positive_deltas", 12, "sint64", True, None, None),
-        ("positive_counts", 13, "double", True, None, None),
-        ("reset_hint", 14, "enum", False, P + "Histogram.ResetHint", None),
-        ("timestamp", 15, "int64", False, None, None),
-        ("custom_values", 16, "double", True, None, None),
-        ("start_timestamp", 17, "int64", False, None, None),
-    ],
+        (name, number, kind, repeated, type_name and type_name.replace(".prometheus.", P), oneof)
+        for name, number, kind, repeated, type_name, oneof in HISTOGRAM_FIELDS
+    ]
+    + [("start_timestamp", 17, "int64", False, None, None)],
     "BucketSpan": [("offset", 1, "sint32", False, None, None), ("length", 2, "uint32", False, None, None)],
 }
 _ENUMS = {
@@ -87,39 +67,9 @@ _ONEOFS = {"Histogram": ["count", "zero_count"]}
 _RESERVED = {"Request": [(1, 4)], "TimeSeries": [(6, 7)]}  # [start, end)
 
 
-def _build() -> Dict[str, Any]:
-    fdp = descriptor_pb2.FileDescriptorProto(
-        name="promwrite_test_prompb_v2.proto", package="io.prometheus.write.v2", syntax="proto3"
-    )
-    for msg_name, fields in _MESSAGES.items():
-        msg = fdp.message_type.add(name=msg_name)
-        for start, end in _RESERVED.get(msg_name, []):
-            msg.reserved_range.add(start=start, end=end)
-        for oneof in _ONEOFS.get(msg_name, []):
-            msg.oneof_decl.add(name=oneof)
-        if msg_name in _ENUMS:
-            enum_name, prefix, values = _ENUMS[msg_name]
-            enum = msg.enum_type.add(name=enum_name)
-            for number, value in enumerate(values):
-                enum.value.add(name=prefix + value, number=number)
-        for name, number, kind, repeated, type_name, oneof in fields:
-            field = msg.field.add(
-                name=name, number=number, type=_T[kind],
-                label=F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL,
-            )  # fmt: skip
-            if type_name:
-                field.type_name = type_name
-            if oneof is not None:
-                field.oneof_index = oneof
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fdp)
-    return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"io.prometheus.write.v2.{name}"))
-        for name in _MESSAGES
-    }
-
-
-PB2 = _build()
+PB2 = build_classes(
+    "promwrite_test_prompb_v2.proto", "io.prometheus.write.v2", _MESSAGES, _ENUMS, _ONEOFS, _RESERVED
+)
 
 
 def _metadata_for(request: WriteRequest, ts: TimeSeries) -> Optional[MetricMetadata]:
@@ -150,23 +100,7 @@ def as_v2(request: WriteRequest) -> WriteRequest:
 
 
 def _histogram(pb: Any, h: Histogram, start: int) -> None:
-    if h.is_float:
-        pb.count_float = h.count
-        pb.zero_count_float = h.zero_count
-    else:
-        pb.count_int = h.count
-        pb.zero_count_int = h.zero_count
-    pb.sum = h.sum
-    pb.schema = h.schema
-    pb.zero_threshold = h.zero_threshold
-    for side in ("negative", "positive"):
-        for span in getattr(h, side + "_spans"):
-            getattr(pb, side + "_spans").add(offset=span.offset, length=span.length)
-        getattr(pb, side + "_deltas").extend(getattr(h, side + "_deltas"))
-        getattr(pb, side + "_counts").extend(getattr(h, side + "_counts"))
-    pb.reset_hint = int(h.reset_hint)
-    pb.timestamp = h.timestamp_ms
-    pb.custom_values.extend(h.custom_values)
+    fill_histogram(pb, h)
     pb.start_timestamp = start
 
 

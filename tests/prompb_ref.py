@@ -8,7 +8,7 @@ and converts promwrite's model into them. Tests compare our bytes with
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional, Tuple
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -22,6 +22,24 @@ _T = {
 }  # fmt: skip
 
 # message -> [(name, number, type, repeated, type_name, oneof_index)]
+HISTOGRAM_FIELDS = [
+    ("count_int", 1, "uint64", False, None, 0),
+    ("count_float", 2, "double", False, None, 0),
+    ("sum", 3, "double", False, None, None),
+    ("schema", 4, "sint32", False, None, None),
+    ("zero_threshold", 5, "double", False, None, None),
+    ("zero_count_int", 6, "uint64", False, None, 1),
+    ("zero_count_float", 7, "double", False, None, 1),
+    ("negative_spans", 8, "message", True, ".prometheus.BucketSpan", None),
+    ("negative_deltas", 9, "sint64", True, None, None),
+    ("negative_counts", 10, "double", True, None, None),
+    ("positive_spans", 11, "message", True, ".prometheus.BucketSpan", None),
+    ("positive_deltas", 12, "sint64", True, None, None),
+    ("positive_counts", 13, "double", True, None, None),
+    ("reset_hint", 14, "enum", False, ".prometheus.Histogram.ResetHint", None),
+    ("timestamp", 15, "int64", False, None, None),
+    ("custom_values", 16, "double", True, None, None),
+]
 _MESSAGES = {
     "MetricMetadata": [
         ("type", 1, "enum", False, ".prometheus.MetricMetadata.MetricType", None),
@@ -35,24 +53,7 @@ _MESSAGES = {
         ("value", 2, "double", False, None, None),
         ("timestamp", 3, "int64", False, None, None),
     ],
-    "Histogram": [
-        ("count_int", 1, "uint64", False, None, 0),
-        ("count_float", 2, "double", False, None, 0),
-        ("sum", 3, "double", False, None, None),
-        ("schema", 4, "sint32", False, None, None),
-        ("zero_threshold", 5, "double", False, None, None),
-        ("zero_count_int", 6, "uint64", False, None, 1),
-        ("zero_count_float", 7, "double", False, None, 1),
-        ("negative_spans", 8, "message", True, ".prometheus.BucketSpan", None),
-        ("negative_deltas", 9, "sint64", True, None, None),
-        ("negative_counts", 10, "double", True, None, None),
-        ("positive_spans", 11, "message", True, ".prometheus.BucketSpan", None),
-        ("positive_deltas", 12, "sint64", True, None, None),
-        ("positive_counts", 13, "double", True, None, None),
-        ("reset_hint", 14, "enum", False, ".prometheus.Histogram.ResetHint", None),
-        ("timestamp", 15, "int64", False, None, None),
-        ("custom_values", 16, "double", True, None, None),
-    ],
+    "Histogram": HISTOGRAM_FIELDS,
     "BucketSpan": [("offset", 1, "sint32", False, None, None), ("length", 2, "uint32", False, None, None)],
     "TimeSeries": [
         ("labels", 1, "message", True, ".prometheus.Label", None),
@@ -66,25 +67,36 @@ _MESSAGES = {
         ("metadata", 3, "message", True, ".prometheus.MetricMetadata", None),
     ],
 }
+# message -> (enum name, value name prefix, value names)
 _ENUMS = {
-    "MetricMetadata": ("MetricType", ["UNKNOWN", "COUNTER", "GAUGE", "HISTOGRAM",
-                                      "GAUGEHISTOGRAM", "SUMMARY", "INFO", "STATESET"]),
-    "Histogram": ("ResetHint", ["UNKNOWN", "YES", "NO", "GAUGE"]),
+    "MetricMetadata": ("MetricType", "", ["UNKNOWN", "COUNTER", "GAUGE", "HISTOGRAM",
+                                          "GAUGEHISTOGRAM", "SUMMARY", "INFO", "STATESET"]),
+    "Histogram": ("ResetHint", "RESETHINT_", ["UNKNOWN", "YES", "NO", "GAUGE"]),
 }  # fmt: skip
 _ONEOFS = {"Histogram": ["count", "zero_count"]}
 
 
-def _build() -> Dict[str, Any]:
-    fdp = descriptor_pb2.FileDescriptorProto(name="promwrite_test_prompb.proto", package="prometheus", syntax="proto3")
-    for msg_name, fields in _MESSAGES.items():
+def build_classes(
+    file_name: str,
+    package: str,
+    messages: Dict[str, List[Tuple[Any, ...]]],
+    enums: Dict[str, Tuple[str, str, List[str]]],
+    oneofs: Dict[str, List[str]],
+    reserved: Optional[Dict[str, List[Tuple[int, int]]]] = None,
+) -> Dict[str, Any]:
+    """Message classes of `package` from tables as above (reserved: message -> [start, end) ranges)."""
+    fdp = descriptor_pb2.FileDescriptorProto(name=file_name, package=package, syntax="proto3")
+    for msg_name, fields in messages.items():
         msg = fdp.message_type.add(name=msg_name)
-        for oneof in _ONEOFS.get(msg_name, []):
+        for start, end in (reserved or {}).get(msg_name, []):
+            msg.reserved_range.add(start=start, end=end)
+        for oneof in oneofs.get(msg_name, []):
             msg.oneof_decl.add(name=oneof)
-        if msg_name in _ENUMS:
-            enum_name, values = _ENUMS[msg_name]
+        if msg_name in enums:
+            enum_name, prefix, values = enums[msg_name]
             enum = msg.enum_type.add(name=enum_name)
             for number, value in enumerate(values):
-                enum.value.add(name=f"{enum_name.upper()}_{value}" if msg_name == "Histogram" else value, number=number)
+                enum.value.add(name=prefix + value, number=number)
         for name, number, kind, repeated, type_name, oneof in fields:
             field = msg.field.add(
                 name=name, number=number, type=_T[kind],
@@ -96,16 +108,13 @@ def _build() -> Dict[str, Any]:
                 field.oneof_index = oneof
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
-    return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"prometheus.{name}"))
-        for name in _MESSAGES
-    }
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}")) for name in messages}
 
 
-PB = _build()
+PB = build_classes("promwrite_test_prompb.proto", "prometheus", _MESSAGES, _ENUMS, _ONEOFS)
 
 
-def _histogram(pb: Any, h: Histogram) -> None:
+def fill_histogram(pb: Any, h: Histogram) -> None:
     if h.is_float:
         pb.count_float = h.count
         pb.zero_count_float = h.zero_count
@@ -139,7 +148,7 @@ def to_pb(request: WriteRequest) -> Any:
             for label in e.labels:
                 pe.labels.add(name=label.name, value=label.value)
         for h in ts.histograms:
-            _histogram(pts.histograms.add(), h)
+            fill_histogram(pts.histograms.add(), h)
     for m in request.metadata:
         out.metadata.add(type=int(m.type), metric_family_name=m.metric_family_name, help=m.help, unit=m.unit)
     return out

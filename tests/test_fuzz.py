@@ -44,10 +44,9 @@ from promwrite.model import (
     WriteRequest,
 )
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-CSRC = ROOT / "csrc"
+from .ctools import CSRC, REQUIRE, ROOT, unavailable
+
 TESTS = ROOT / "tests"
-REQUIRE = os.environ.get("PROMWRITE_REQUIRE_NATIVE") == "1"
 SECONDS = int(os.environ.get("PROMWRITE_FUZZ_SECONDS", "20"))
 RSS_LIMIT_MB = 2048
 PER_INPUT_TIMEOUT = 10  # seconds; an input this slow is reported as a hang
@@ -55,12 +54,6 @@ CLANG_FLAGS = [
     "-std=c99", "-g", "-O1", "-fno-omit-frame-pointer",
     "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
 ]  # fmt: skip
-
-
-def unavailable(reason: str) -> None:
-    if REQUIRE:
-        pytest.fail(f"PROMWRITE_REQUIRE_NATIVE=1 but {reason}")
-    pytest.skip(reason)
 
 
 # ---- seed corpora ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from promwrite import _backend, _pysnappy, snappy
+from promwrite._pysnappy import varint
 from promwrite.errors import SnappyError
 
 cramjam = pytest.importorskip("cramjam")
@@ -34,15 +35,6 @@ def google_compress(data: bytes) -> bytes:
 
 def google_decompress(data: bytes) -> bytes:
     return bytes(cramjam.snappy.decompress_raw(data))
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 # --- inputs -----------------------------------------------------------------
