@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .client import Client, WriteResponse
-from .model import MetricMetadata, MetricType, TimeSeries, WriteRequest, now_ms as _now_ms
+from .model import BucketSpan, Histogram, MetricMetadata, MetricType, TimeSeries, WriteRequest, now_ms as _now_ms
 
 __all__ = ["push_registry", "registry_request"]
 
@@ -73,6 +73,11 @@ def registry_request(
         starts: Dict[Tuple[Tuple[str, str], ...], int] = {}
         members: List[Tuple[Tuple[Tuple[str, str], ...], TimeSeries]] = []
         for s in family.samples:
+            native = getattr(s, "native_histogram", None)
+            if native is not None:  # stored as one series of native histogram samples
+                ts = _series(series, s.name, s.labels, extra)
+                ts.histograms.append(_native_histogram(native, _stamp_ms(s.timestamp, now)))
+                continue
             suffix = next((x for x in _OM_SUFFIXES if s.name == name + x), None)
             if suffix is not None:
                 if suffix == "_created" and protocol == "2.0" and ftype in _WITH_START:
@@ -95,17 +100,42 @@ def registry_request(
     return WriteRequest(list(series.values()), metadata)
 
 
-def _add(
+def _series(
     series: Dict[Tuple[Tuple[str, str], ...], TimeSeries], name: str, labels: Mapping[str, str],
-    extra: Mapping[str, str], value: float, stamp: int,
+    extra: Mapping[str, str],
 ) -> TimeSeries:  # fmt: skip
+    """The series of that name and labels (plus the extra ones), made on first use."""
     merged = {"__name__": name, **{str(k): str(v) for k, v in labels.items()}, **extra}
     key = tuple(sorted(merged.items()))
     ts = series.get(key)
     if ts is None:
         ts = series[key] = TimeSeries(merged, [])
+    return ts
+
+
+def _add(
+    series: Dict[Tuple[Tuple[str, str], ...], TimeSeries], name: str, labels: Mapping[str, str],
+    extra: Mapping[str, str], value: float, stamp: int,
+) -> TimeSeries:  # fmt: skip
+    ts = _series(series, name, labels, extra)
     ts.samples.append((value, stamp))
     return ts
+
+
+def _native_histogram(native: Any, stamp: int) -> Histogram:
+    """prometheus_client's NativeHistogram (integer counts, bucket deltas) as ours."""
+    return Histogram(
+        count=int(native.count_value),
+        sum=float(native.sum_value),
+        schema=int(native.schema),
+        zero_threshold=float(native.zero_threshold),
+        zero_count=int(native.zero_count),
+        positive_spans=[BucketSpan(int(sp.offset), int(sp.length)) for sp in native.pos_spans or ()],
+        positive_deltas=[int(d) for d in native.pos_deltas or ()],
+        negative_spans=[BucketSpan(int(sp.offset), int(sp.length)) for sp in native.neg_spans or ()],
+        negative_deltas=[int(d) for d in native.neg_deltas or ()],
+        timestamp_ms=stamp,
+    )
 
 
 def push_registry(

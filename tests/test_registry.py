@@ -131,3 +131,35 @@ def test_push_registry_to_prometheus(prometheus: Any) -> None:
     for key, values in expected.items():
         assert len(stored[key]) == 1
         assert stored[key][0] == values[0] or (math.isnan(values[0]) and math.isnan(stored[key][0])), key
+
+
+class _NativeCollector:
+    """A collector with a native histogram, as prometheus_client models one."""
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        from prometheus_client.metrics_core import Metric
+        from prometheus_client.samples import BucketSpan as PcSpan
+        from prometheus_client.samples import NativeHistogram
+
+        family = Metric("rpc_seconds", "RPC latency.", "histogram")
+        native = NativeHistogram(
+            count_value=6, sum_value=2.5, schema=3, zero_threshold=1e-9, zero_count=1,
+            pos_spans=[PcSpan(0, 2), PcSpan(3, 1)], pos_deltas=[2, -1, 1],
+            neg_spans=[PcSpan(-2, 1)], neg_deltas=[1],
+        )  # fmt: skip
+        family.add_sample("rpc_seconds", {"svc": "a"}, 0.0, None, None, native)
+        yield family
+
+
+@pytest.mark.parametrize("protocol", ["1.0", "2.0"])
+def test_native_histogram_from_registry(protocol: str) -> None:
+    with Receiver() as receiver:
+        push_registry(receiver.url, _NativeCollector(), job="j", protocol=protocol)
+        (request,) = receiver.received
+    (series,) = request.timeseries
+    assert dict(series.labels) == {"__name__": "rpc_seconds", "svc": "a", "job": "j"}
+    (h,) = series.histograms
+    assert (h.count, h.sum, h.schema, h.zero_count) == (6, 2.5, 3, 1)
+    assert [tuple(s) for s in h.positive_spans] == [(0, 2), (3, 1)] and list(h.positive_deltas) == [2, -1, 1]
+    assert [tuple(s) for s in h.negative_spans] == [(-2, 1)] and list(h.negative_deltas) == [1]
+    assert not series.samples
