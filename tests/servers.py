@@ -33,7 +33,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 __all__ = [
     "PrometheusServer",
@@ -145,10 +145,17 @@ class Server:
         return self.url + self.write_path
 
     def start(self, attempts: int = 3) -> "Server":
-        last = ""
-        for _ in range(attempts):
+        def new_port() -> None:
             self.port = free_port()
             self.url = f"http://127.0.0.1:{self.port}"
+
+        return self._launch(attempts, before_each=new_port, pause=0.0)
+
+    def _launch(self, attempts: int, before_each: Callable[[], None], pause: float) -> "Server":
+        """Spawn and wait until ready, trying again (after `pause` s) only when the port was taken."""
+        last = ""
+        for _ in range(attempts):
+            before_each()
             self.prepare()
             self._log = open(self.log_path, "ab")
             self.proc = subprocess.Popen(
@@ -168,6 +175,7 @@ class Server:
                 self.stop()
                 if "address already in use" not in last.lower():
                     break  # a port race is worth a retry; anything else is not
+                time.sleep(pause)
         raise ServerError(last)
 
     def _wait_ready(self) -> None:
@@ -214,29 +222,7 @@ class Server:
         assert self.port, "restart() needs a server that was started"
         self.stop()
         time.sleep(down_s)
-        last = ""
-        for _ in range(attempts):
-            self.prepare()
-            self._log = open(self.log_path, "ab")
-            self.proc = subprocess.Popen(
-                self.command(),
-                cwd=str(self.dir),
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-            _RUNNING.add(self)
-            try:
-                self._wait_ready()
-                return self
-            except ServerError as exc:
-                last = str(exc)
-                self.stop()
-                if "address already in use" not in last.lower():
-                    break
-                time.sleep(0.25)  # the old socket may linger a moment
-        raise ServerError(last)
+        return self._launch(attempts, before_each=lambda: None, pause=0.25)  # the old socket may linger
 
     def __enter__(self) -> "Server":
         return self.start()
