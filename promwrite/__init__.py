@@ -19,6 +19,7 @@ from .retry import Retry
 from .errors import (
     ConnectError,
     DecodeError,
+    DecodeLimitError,
     PromwriteError,
     SeriesError,
     SnappyError,
@@ -55,6 +56,7 @@ __all__ = [
     "Client",
     "ConnectError",
     "DecodeError",
+    "DecodeLimitError",
     "Exemplar",
     "FailedBatch",
     "Histogram",

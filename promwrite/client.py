@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import socket
 import ssl
 import threading
 import urllib.parse
 import urllib.request
+import weakref
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import codec
@@ -47,6 +49,27 @@ WRITTEN_HEADERS = (
 )
 _MAX_ERROR_BODY = 64 * 1024  # bytes of an error answer kept for WriteError.body
 _MAX_IDLE = 16  # kept-alive connections per client
+
+#: Every live Client, so that a forked child can drop what it inherited.
+_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+def _reset_in_child() -> None:
+    """After os.fork(): each Client forgets the parent's connections and lock.
+
+    A kept-alive socket inherited from the parent is the parent's: writing on
+    it from the child would interleave two requests on one connection. The
+    child drops them without closing them (closing would not affect the parent,
+    but a TLS close_notify would), and gets a fresh lock, since the parent's may
+    have been held by another thread at the moment of the fork.
+    """
+    for client in list(_clients):
+        client._lock = threading.Lock()
+        client._idle = []
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
 
 
 class WriteResponse:
@@ -179,6 +202,7 @@ class Client:
         self._idle: List[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._closed = False
+        _clients.add(self)
 
     def _make_ssl(
         self,

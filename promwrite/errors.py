@@ -43,6 +43,14 @@ class DecodeError(PromwriteError, ValueError):
     """Bytes given to `decode` are not a valid serialized WriteRequest."""
 
 
+class DecodeLimitError(DecodeError):
+    """A request is valid so far but larger than the decoder's limits allow.
+
+    Receivers answer it with 413 rather than 400: the sender did nothing wrong
+    in form, it sent more in one request than this receiver takes.
+    """
+
+
 class WriteError(PromwriteError):
     """The endpoint answered with a non-2xx status; `.body` says what it rejected."""
 

@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from typing import Callable
 
 import pytest
 
@@ -204,3 +205,54 @@ def test_client_options_checked(kwargs, match) -> None:
             Client("http://127.0.0.1:1/api/v1/write", **kwargs)
     with pytest.raises(ValueError, match="http"):
         Client("ftp://example/api")
+
+
+def _in_fork(child: "Callable[[], None]", timeout: float = 10.0) -> int:
+    """Run `child` in a forked process; its exit status (0: no exception), killed after `timeout`."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            child()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return -9
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_opens_its_own_connection_and_lock() -> None:
+    # The parent's kept-alive connection and a lock held by one of its threads
+    # at the moment of the fork must not reach the child: the child's write
+    # goes out on a connection of its own, and does not hang on the lock.
+    with FaultyServer() as server, Client(server.url, timeout=5) as client:
+        client.write(one("before_fork"))
+        assert server.connections == 1
+        held, release = threading.Event(), threading.Event()
+
+        def hold_lock() -> None:
+            with client._lock:
+                held.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        held.wait(5)
+        try:
+            status = _in_fork(lambda: client.write(one("in_child")))
+        finally:
+            release.set()
+            holder.join()
+        assert status == 0
+        client.write(one("parent_after"))  # the parent's kept-alive connection is still its own
+        names = [a.request.timeseries[0].labels[0].value for a in server.arrivals]
+    assert sorted(names) == ["before_fork", "in_child", "parent_after"]
+    assert server.connections == 2
