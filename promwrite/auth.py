@@ -14,16 +14,14 @@ import json
 import os
 import posixpath
 import re
-import socket
+import http.client
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
-from .errors import ConnectError, PromwriteError
-from .errors import TimeoutError as _TimeoutError
+from ._http import Endpoint, redact_url
+from .errors import PromwriteError
 
 __all__ = [
     "Auth", "AuthError", "BasicAuth", "BearerAuth", "OAuth2", "OAuth2Error",
@@ -331,7 +329,10 @@ class OAuth2:
     fetches a token while the others wait for it.
 
     A refused token request raises `OAuth2Error`; an unreachable or slow token
-    endpoint raises `ConnectError` / `TimeoutError` (which a `Retry` retries).
+    endpoint raises `ConnectError` / `TimeoutError` (which a `Retry` retries);
+    `timeout` bounds the whole token request. A redirect from the token
+    endpoint is never followed (it would carry the client secret elsewhere):
+    it raises `OAuth2Error`. Proxies come from the environment, as for `Client`.
     """
 
     _MAX_EARLY = 30.0
@@ -362,6 +363,7 @@ class OAuth2:
         self.scopes: Tuple[str, ...] = tuple(scopes)
         self.endpoint_params: Dict[str, Union[str, Sequence[str]]] = dict(endpoint_params or {})
         self.timeout = float(timeout)
+        self._endpoint = Endpoint(token_url, None, None)
         self._secret = client_secret
         self._token: Optional[str] = None
         self._expires_at: Optional[float] = None  # monotonic; None: no expiry given
@@ -402,11 +404,6 @@ class OAuth2:
                 text = text.replace(quoted, "***")
         return text
 
-    def _where(self) -> str:
-        from .client import redact_url
-
-        return redact_url(self.token_url)
-
     def _fetch(self) -> None:
         form: List[Tuple[str, str]] = [("grant_type", "client_credentials")]
         if self.scopes:
@@ -417,29 +414,29 @@ class OAuth2:
         data = urllib.parse.urlencode(form).encode("ascii")
         # RFC 6749 2.3.1: the id and secret are form-urlencoded before basic auth.
         pair = f"{urllib.parse.quote_plus(self.client_id)}:{urllib.parse.quote_plus(self._secret)}"
-        request = urllib.request.Request(self.token_url, data=data, method="POST", headers={
+        headers = {
             "Authorization": "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii"),
             "Content-Type": "application/x-www-form-urlencoded",
             "Accept": "application/json",
-        })  # fmt: skip
-        where = self._where()
+        }
+        endpoint = self._endpoint
+        where = endpoint.shown
         started = self._clock()
+        conn = endpoint.connection()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                status, raw = response.status, response.read(1 << 20)
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read(1 << 16)
-            exc.close()
-        except (socket.timeout, TimeoutError):
-            raise _TimeoutError(f"OAuth2 token endpoint {where}: no answer within {self.timeout:g} s") from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise _TimeoutError(f"OAuth2 token endpoint {where}: no answer within {self.timeout:g} s") from None
-            reason = exc.reason if isinstance(exc.reason, str) else (
-                getattr(exc.reason, "strerror", None) or type(exc.reason).__name__)
-            raise ConnectError(f"OAuth2 token endpoint {where}: {self._redact(str(reason))}") from None
-        except OSError as exc:
-            raise ConnectError(f"OAuth2 token endpoint {where}: {type(exc).__name__}") from None
+            status, answer_headers, raw, _ = endpoint.exchange(conn, data, headers, self.timeout)
+        except (OSError, http.client.HTTPException) as exc:
+            raise endpoint.failure(exc, self.timeout, "OAuth2 token endpoint ") from None
+        finally:
+            conn.close()
+        if 300 <= status < 400:
+            # Never followed: a redirect would carry the client secret to another address.
+            location = redact_url(answer_headers.get("Location") or "") or "nowhere"
+            raise OAuth2Error(
+                f"OAuth2 token endpoint {where} answered HTTP {status}, a redirect to {location}; redirects"
+                " are not followed, so that the client secret goes to token_url only: set token_url to the"
+                " address that issues tokens", status,
+            )  # fmt: skip
         text = raw.decode("utf-8", "replace")
         try:
             answer = json.loads(text) if text.strip() else {}
@@ -473,6 +470,6 @@ class OAuth2:
 
     def __repr__(self) -> str:
         return (
-            f"OAuth2(client_id={self.client_id!r}, client_secret=***, token_url={self._where()!r},"
+            f"OAuth2(client_id={self.client_id!r}, client_secret=***, token_url={self._endpoint.shown!r},"
             f" scopes={self.scopes!r})"
         )

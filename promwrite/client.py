@@ -10,18 +10,17 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import socket
 import ssl
 import threading
 import urllib.parse
-import urllib.request
 import weakref
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import codec
 from ._version import __version__
+from ._http import BoundedConnection, Endpoint, check_headers
 from .auth import Auth, BasicAuth
-from .errors import ConnectError, PromwriteError, TimeoutError, UnsupportedProtocolError, WriteError
+from .errors import PromwriteError, UnsupportedProtocolError, WriteError
 from .model import WriteRequest
 from .retry import Retry
 
@@ -47,7 +46,6 @@ WRITTEN_HEADERS = (
     "X-Prometheus-Remote-Write-Histograms-Written",
     "X-Prometheus-Remote-Write-Exemplars-Written",
 )
-_MAX_ERROR_BODY = 64 * 1024  # bytes of an error answer kept for WriteError.body
 _MAX_IDLE = 16  # kept-alive connections per client
 
 #: Every live Client, so that a forked child can drop what it inherited.
@@ -122,18 +120,6 @@ class WriteResponse:
         return f"WriteResponse(status={self.status}, protocol={self.protocol!r}{counts}, body={self.body[:200]!r})"
 
 
-def redact_url(url: str) -> str:
-    """The URL without any user:password part, for messages and reprs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
 class Client:
     """Sends WriteRequests to one remote-write URL.
 
@@ -144,7 +130,17 @@ class Client:
     comes from `ssl_context`, or is built from `ca_file`, `cert_file`/`key_file`
     (client certificate) and `insecure_skip_verify`. `proxy` is a proxy URL;
     by default the ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` environment is
-    honoured, and ``proxy=""`` turns proxies off.
+    honoured, and ``proxy=""`` turns proxies off; credentials in a proxy URL
+    (``http://user:pass@proxy:3128``) go as ``Proxy-Authorization``.
+
+    `timeout` is a deadline in seconds for each whole exchange (connect, TLS,
+    send, status line, headers and body), not for each socket read: a server
+    that trickles its answer gets TimeoutError once it is spent. Only the
+    first 64 KiB of an answer's body are read (the rest is not, and that
+    connection is closed). Header values that cannot be sent as given (a line
+    break, a control character) are refused with a ValueError naming the
+    header, before anything is sent. URLs are shown (``url``, reprs, errors)
+    without credentials or query values.
 
     `protocol` is the remote-write version to send: "1.0" (the default;
     every receiver takes it) or "2.0" (interned strings, metadata and start
@@ -175,8 +171,6 @@ class Client:
         self._protocol = codec._check_protocol(protocol)
         self.fallback = bool(fallback)
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"the URL must be http:// or https:// with a host, not {redact_url(url)!r}")
         if parts.username is not None:
             if auth is not None:
                 raise ValueError("credentials in the URL and auth= both given; use one")
@@ -185,88 +179,33 @@ class Client:
             )
         if not timeout or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-        self.url = redact_url(url)
+        tls = _make_ssl(parts.scheme, ssl_context, ca_file, cert_file, key_file, insecure_skip_verify)
+        self._endpoint = Endpoint(url, tls, proxy)
+        self.url = self._endpoint.shown
         self.auth = auth
         self.timeout = float(timeout)
-        self._scheme = parts.scheme
-        self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
         self._headers: Dict[str, str] = {
             "User-Agent": user_agent or f"promwrite/{__version__}",
             **PROTOCOL_HEADERS,
             **dict(headers or {}),
         }
-        self._ssl = self._make_ssl(ssl_context, ca_file, cert_file, key_file, insecure_skip_verify)
-        self._proxy = self._find_proxy(proxy)
-        self._idle: List[http.client.HTTPConnection] = []
+        check_headers(self._headers)
+        self._idle: List[BoundedConnection] = []
         self._lock = threading.Lock()
         self._closed = False
         _clients.add(self)
 
-    def _make_ssl(
-        self,
-        context: Optional[ssl.SSLContext],
-        ca_file: Optional[str],
-        cert_file: Optional[str],
-        key_file: Optional[str],
-        insecure: bool,
-    ) -> Optional[ssl.SSLContext]:
-        if self._scheme != "https":
-            if context or ca_file or cert_file or insecure:
-                raise ValueError("TLS options were given for a plain http:// URL")
-            return None
-        if context is not None:
-            if ca_file or cert_file or key_file or insecure:
-                raise ValueError("give ssl_context or the TLS file options, not both")
-            return context
-        context = ssl.create_default_context(cafile=ca_file)
-        if cert_file:
-            context.load_cert_chain(cert_file, key_file)
-        elif key_file:
-            raise ValueError("key_file needs cert_file")
-        if insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
-    def _find_proxy(self, proxy: Optional[str]) -> Optional[Tuple[str, int]]:
-        if proxy is None:
-            if urllib.request.proxy_bypass(self._host):
-                return None
-            proxy = urllib.request.getproxies().get(self._scheme)
-        if not proxy:
-            return None
-        parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"proxy must be an http:// URL, not {redact_url(proxy)!r}")
-        return parts.hostname, parts.port or 80
-
     # -- connections ----------------------------------------------------------
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._proxy is None:
-            host, port = self._host, self._port
-        else:
-            host, port = self._proxy
-        conn: http.client.HTTPConnection
-        if self._ssl is not None:
-            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl)
-            if self._proxy is not None:
-                conn.set_tunnel(self._host, self._port)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
-        return conn
-
-    def _checkout(self) -> Tuple[http.client.HTTPConnection, bool]:
+    def _checkout(self) -> Tuple[BoundedConnection, bool]:
         with self._lock:
             if self._closed:
                 raise PromwriteError("this Client is closed")
             if self._idle:
                 return self._idle.pop(), True
-        return self._connect(), False
+        return self._endpoint.connection(), False
 
-    def _checkin(self, conn: http.client.HTTPConnection) -> None:
+    def _checkin(self, conn: BoundedConnection) -> None:
         with self._lock:
             if not self._closed and len(self._idle) < _MAX_IDLE:
                 self._idle.append(conn)
@@ -347,7 +286,8 @@ class Client:
             )
         if not self.fallback:
             raise UnsupportedProtocolError(self.url, status, body, answer_headers, "2.0", reason)
-        log.warning("remote write to %s: %s; sending as 1.0 from now on", self.url, reason)
+        # INFO, not WARNING: the caller sees it in response.protocol and Client.protocol.
+        log.info("remote write to %s: %s; sending as 1.0 from now on", self.url, reason)
         self._protocol = "1.0"
         return self.send(as_v1(), headers=headers, retry=retry)
 
@@ -382,10 +322,8 @@ class Client:
             all_headers.update(headers)
         if self.auth is not None:
             all_headers.update(self.auth.headers(self.url, payload))
-        target = self._path
-        if self._proxy is not None and self._ssl is None:
-            target = f"http://{self._host}:{self._port}{self._path}"  # absolute form for a proxy
-        status, answer_headers, body = self._post(target, payload, all_headers)
+        check_headers(all_headers)
+        status, answer_headers, body = self._post(payload, all_headers)
         if status == 401 and reauth and self.auth is not None:
             # An auth with an on_unauthorized(sent_headers) hook (OAuth2) may drop a
             # token the server no longer takes; the request then goes once more.
@@ -393,54 +331,57 @@ class Client:
             if hook is not None and hook(all_headers):
                 return self._send_once(payload, headers, reauth=False)
         if not 200 <= status < 300:
-            text = body[:_MAX_ERROR_BODY].decode("utf-8", "replace")
-            log.warning("remote write to %s failed: HTTP %d: %s", self.url, status, text.strip()[:500])
+            text = body.decode("utf-8", "replace")
+            log.debug("remote write to %s failed: HTTP %d: %s", self.url, status, text.strip()[:500])
             raise WriteError(self.url, status, text, answer_headers)
         return WriteResponse(status, answer_headers, body)
 
-    def _post(
-        self, target: str, payload: bytes, headers: Dict[str, str]
-    ) -> Tuple[int, http.client.HTTPMessage, bytes]:
+    def _post(self, payload: bytes, headers: Dict[str, str]) -> Tuple[int, http.client.HTTPMessage, bytes]:
+        """One POST within the timeout; a kept-alive connection the server had closed is replaced once."""
+        endpoint = self._endpoint
         conn, reused = self._checkout()
         try:
             try:
-                return self._exchange(conn, target, payload, headers)
+                status, answer_headers, body, keep = endpoint.exchange(conn, payload, headers, self.timeout)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 if not reused:
                     raise
-                # A kept-alive connection the server had closed: once more on a new one.
                 conn.close()
-                conn = self._connect()
-                return self._exchange(conn, target, payload, headers)
-        except socket.timeout:
-            conn.close()
-            raise TimeoutError(f"{self.url}: no answer within {self.timeout:g} s") from None
-        except ssl.SSLError as exc:
-            conn.close()
-            raise ConnectError(f"{self.url}: TLS failed: {exc.reason or exc}") from None
+                conn = endpoint.connection()
+                status, answer_headers, body, keep = endpoint.exchange(conn, payload, headers, self.timeout)
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise ConnectError(f"{self.url}: {_describe(exc)}") from None
-
-    def _exchange(
-        self, conn: http.client.HTTPConnection, target: str, payload: bytes, headers: Dict[str, str]
-    ) -> Tuple[int, http.client.HTTPMessage, bytes]:
-        conn.request("POST", target, body=payload, headers=headers)
-        response = conn.getresponse()
-        body = response.read()
-        if response.will_close:
-            conn.close()
-        else:
+            raise endpoint.failure(exc, self.timeout) from None
+        if keep:
             self._checkin(conn)
-        return response.status, response.headers, body
+        else:
+            conn.close()
+        return status, answer_headers, body
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return f"host not found ({exc.strerror})"
-    if isinstance(exc, (ConnectionResetError, http.client.RemoteDisconnected)):
-        return "the server closed the connection before answering"
-    return f"{type(exc).__name__}: {exc}"
-
+def _make_ssl(
+    scheme: str,
+    context: Optional[ssl.SSLContext],
+    ca_file: Optional[str],
+    cert_file: Optional[str],
+    key_file: Optional[str],
+    insecure: bool,
+) -> Optional[ssl.SSLContext]:
+    """The TLS context for an https:// URL from the Client's TLS options (None for http://)."""
+    if scheme != "https":
+        if context or ca_file or cert_file or insecure:
+            raise ValueError("TLS options were given for a plain http:// URL")
+        return None
+    if context is not None:
+        if ca_file or cert_file or key_file or insecure:
+            raise ValueError("give ssl_context or the TLS file options, not both")
+        return context
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    elif key_file:
+        raise ValueError("key_file needs cert_file")
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

@@ -124,9 +124,10 @@ def test_embedded_receiver_still_takes_v1() -> None:
 )
 def test_fallback_resends_as_v1_and_remembers(script, why, caplog) -> None:
     with FaultyServer(script) as server, Client(server.url, protocol="2.0") as client:
-        with caplog.at_level(logging.WARNING, logger="promwrite"):
+        with caplog.at_level(logging.INFO, logger="promwrite"):
             response = client.write(one(value=1))
         assert why in caplog.text and "as 1.0 from now on" in caplog.text
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # the caller sees it
         assert response.protocol == "1.0" and client.protocol == "1.0"
         client.write(one(value=2))
         arrivals = server.arrivals
