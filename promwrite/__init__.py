@@ -11,6 +11,7 @@
 
 from . import _backend
 from ._version import __version__
+from .aio import AsyncClient
 from .auth import AuthError, BasicAuth, BearerAuth, OAuth2, OAuth2Error, SigV4Auth
 from .client import Client, WriteResponse
 from .codec import SeriesSet, decode, encode
@@ -49,6 +50,7 @@ backend: str = _backend.name
 
 __all__ = [
     "STALE_NAN",
+    "AsyncClient",
     "AuthError",
     "BasicAuth",
     "BearerAuth",

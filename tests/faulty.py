@@ -3,7 +3,12 @@
 Each POST takes the next action from a script; when the script runs out the
 last action repeats. Actions: ``("status", code, body, headers)``,
 ``("close",)`` (drop the connection without answering), ``("reset",)`` (TCP
-reset), ``("hang", seconds)`` (answer nothing for a while, then close).
+reset), ``("hang", seconds)`` (answer nothing for a while, then close),
+``("trickle_headers", interval, lines)`` (a status line, then one header line
+every `interval` seconds), ``("trickle_body", interval, size)`` (headers
+declaring `size` bytes, then one byte every `interval` seconds),
+``("huge", code, size, chunked)`` (a `size`-byte body, with Content-Length or
+chunked, sent until done or until the client hangs up).
 Every request that arrived is recorded, decoded where it can be.
 """
 
@@ -24,8 +29,9 @@ OK: Action = ("status", 204, "", {})
 
 
 class Arrival:
-    def __init__(self, headers: Dict[str, str], body: bytes) -> None:
+    def __init__(self, headers: Dict[str, str], body: bytes, path: str = "") -> None:
         self.headers = headers
+        self.path = path
         self.body = body
         try:
             self.request = decode(snappy.decompress(body))
@@ -65,7 +71,7 @@ class FaultyServer:
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with server._lock:
-                    server.arrivals.append(Arrival(dict(self.headers.items()), body))
+                    server.arrivals.append(Arrival(dict(self.headers.items()), body, self.path))
                 action = server._next()
                 if action[0] == "status":
                     _, code, text, headers = action
@@ -84,6 +90,37 @@ class FaultyServer:
                 elif action[0] == "hang":
                     time.sleep(action[1])
                     self.close_connection = True
+                else:
+                    try:
+                        self._misbehave(action)
+                    except OSError:  # the client hung up, as it should
+                        pass
+                    self.close_connection = True
+
+            def _misbehave(self, action: Action) -> None:
+                if action[0] == "trickle_headers":
+                    _, interval, lines = action
+                    self.wfile.write(b"HTTP/1.1 204 No Content\r\n")
+                    for i in range(lines):
+                        self.wfile.write(b"X-Slow-%d: 1\r\n" % i)
+                        time.sleep(interval)
+                    self.wfile.write(b"\r\n")
+                elif action[0] == "trickle_body":
+                    _, interval, size = action
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+                    for _ in range(size):
+                        time.sleep(interval)
+                        self.wfile.write(b"x")
+                elif action[0] == "huge":
+                    _, code, size, chunked = action
+                    block = b"e" * 65536
+                    framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % size
+                    self.wfile.write(b"HTTP/1.1 %d Whatever\r\n%s\r\n\r\n" % (code, framing))
+                    for start in range(0, size, len(block)):
+                        piece = block[: size - start]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                    if chunked:
+                        self.wfile.write(b"0\r\n\r\n")
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -1,0 +1,262 @@
+"""The client against slow and hostile peers: bounded time and memory, and no secret leaves.
+
+Loopback only; every server here stops on its own within a bounded count of steps.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import logging
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Dict, List, Tuple
+
+import pytest
+
+import promwrite
+from promwrite import BearerAuth, Client, ConnectError, Retry, Sample, TimeSeries, WriteError, WriteRequest, Writer
+
+from .faulty import OK, FaultyServer, free_port
+
+SECRET = "hunter2-Zq9xK"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(120)
+
+
+def one(name: str = "up") -> WriteRequest:
+    return WriteRequest([TimeSeries({"__name__": name, "job": "t"}, sample=Sample(1.0, timestamp_ms=1_700_000_000_000))])
+
+
+# -- timeout is a deadline for the whole exchange ---------------------------------------------
+
+
+@pytest.mark.parametrize("action", [("trickle_headers", 0.5, 40), ("trickle_body", 0.5, 40)], ids=["headers", "body"])
+def test_timeout_bounds_a_trickling_answer(action: Tuple[object, ...]) -> None:
+    # One header line (or body byte) every 0.5 s never lets a 2 s socket read time out:
+    # before, the write took the whole 20 s trickle; the deadline ends it at 2 s.
+    with FaultyServer([action]) as server, Client(server.url, timeout=2) as client:
+        started = time.monotonic()
+        with pytest.raises(promwrite.TimeoutError, match="no answer within 2 s"):
+            client.write(one())
+        elapsed = time.monotonic() - started
+    assert elapsed < 3.0, elapsed
+
+
+def test_a_writer_shard_is_bounded_by_the_deadline_too() -> None:
+    with FaultyServer([("trickle_headers", 0.5, 40)]) as server:
+        w = Writer(server.url, timeout=1, shards=1, flush_interval=0.02, retry=Retry(max_attempts=1),
+                   close_at_exit=False, close_timeout=5)  # fmt: skip
+        try:
+            w.add({"__name__": "up"}, 1.0, timestamp_ms=1_700_000_000_000)
+            started = time.monotonic()
+            assert w.flush(10)
+            assert time.monotonic() - started < 3.0
+            stats = w.stats()
+        finally:
+            w.close()
+    assert stats.samples_failed == {"timeout": 1}
+    assert "no answer within 1 s" in (stats.last_error or "")
+
+
+# -- bodies are read up to a bound ---------------------------------------------------------------
+
+HUGE = 64 << 20
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("code", [200, 500])
+def test_a_huge_answer_is_not_read_whole(code: int, chunked: bool) -> None:
+    with FaultyServer([("huge", code, HUGE, chunked), OK]) as server, Client(server.url, timeout=20) as client:
+        tracemalloc.start()
+        try:
+            if code == 200:
+                body = client.write(one()).body
+            else:
+                with pytest.raises(WriteError) as info:
+                    client.write(one())
+                body = info.value.body.encode()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert body == b"e" * 65536  # what WriteError.body keeps
+        assert peak < 2 << 20, f"peak {peak / 2**20:.1f} MiB for a {HUGE >> 20} MiB answer"
+        client.write(one())  # the rest was not read: that connection was closed, a new one serves
+        assert server.connections == 2
+
+
+# -- header values that cannot be sent, URL queries, proxy credentials -----------------------------
+
+
+def test_a_header_value_with_a_line_break_is_refused_before_sending() -> None:
+    with FaultyServer() as server:
+        with pytest.raises(ValueError, match="X-Api-Key") as built:
+            Client(server.url, headers={"X-Api-Key": f"k\r\nX-Evil: {SECRET}"})
+        cases = [(BearerAuth(f"abc\n{SECRET}"), None, "Authorization"), (None, {"X-Key": f"a\n{SECRET}"}, "X-Key")]
+        errors: List[BaseException] = [built.value]
+        for auth, headers, name in cases:
+            with Client(server.url, auth=auth) as client:
+                with pytest.raises(ValueError, match=name) as info:
+                    client.write(one(), headers=headers)
+                errors.append(info.value)
+        assert server.arrivals == []
+    for err in errors:
+        assert SECRET not in str(err) and SECRET not in repr(err)
+
+
+def test_query_string_secrets_are_redacted() -> None:
+    refused = f"http://127.0.0.1:{free_port()}/api/v1/write?api_key={SECRET}&tenant=a"
+    client = Client(refused)
+    shown = [client.url, repr(client)]
+    with pytest.raises(ConnectError) as connect:
+        client.write(one())
+    with FaultyServer([("hang", 2.0)]) as hanging, Client(hanging.url + f"?api_key={SECRET}", timeout=0.3) as slow:
+        with pytest.raises(promwrite.TimeoutError) as timeout:
+            slow.write(one())
+    with FaultyServer([("status", 500, "boom", {})]) as failing:
+        with Client(failing.url + f"?api_key={SECRET}") as c500:
+            with pytest.raises(WriteError) as write:
+                c500.write(one())
+        assert failing.arrivals[0].path == f"/api/v1/write?api_key={SECRET}"  # sent, only not shown
+    assert client.url.endswith("/api/v1/write?api_key=***&tenant=***")
+    for err in (connect.value, timeout.value, write.value):
+        shown += [str(err), repr(err)]
+    assert not [text for text in shown if SECRET in text]
+
+
+class RecordingProxy:
+    """An http proxy that records each request line and headers; it answers POSTs 204 itself
+    and refuses CONNECT with 407 (the tunnel is not needed to see what the client sends)."""
+
+    def __init__(self) -> None:
+        self.seen: List[Tuple[str, str, Dict[str, str]]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _record(self) -> None:
+                owner.seen.append((self.command, self.path, dict(self.headers.items())))
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._record()
+                self.send_response(204)
+                self.end_headers()
+
+            def do_CONNECT(self) -> None:  # noqa: N802
+                self._record()
+                self.send_response(407)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                self.close_connection = True
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://proxyuser:{SECRET}@127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> "RecordingProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def test_proxy_credentials_are_sent_as_proxy_authorization_and_never_shown() -> None:
+    expected = "Basic " + base64.b64encode(f"proxyuser:{SECRET}".encode()).decode()
+    port = free_port()
+    with RecordingProxy() as proxy:
+        plain = Client(f"http://127.0.0.1:{port}/api/v1/write", proxy=proxy.url)
+        assert plain.write(one()).status == 204
+        tunnelled = Client(f"https://127.0.0.1:{port}/api/v1/write", proxy=proxy.url)
+        with pytest.raises(ConnectError, match="407") as info:
+            tunnelled.write(one())
+        seen = proxy.seen
+    assert [(method, path) for method, path, _ in seen] == [
+        ("POST", f"http://127.0.0.1:{port}/api/v1/write"), ("CONNECT", f"127.0.0.1:{port}"),
+    ]  # fmt: skip
+    assert [headers.get("Proxy-Authorization") for _, _, headers in seen] == [expected, expected]
+    for text in (str(info.value), repr(info.value), repr(plain), repr(tunnelled), plain.url):
+        assert SECRET not in text
+    assert "proxy http://127.0.0.1:" in str(info.value)  # named, without its credentials
+
+
+def test_the_writer_log_and_stats_carry_no_secret(caplog: pytest.LogCaptureFixture) -> None:
+    with FaultyServer([("status", 500, "boom", {})]) as server:
+        targets = [(server.url, BearerAuth(f"abc\n{SECRET}")), (server.url + f"?api_key={SECRET}", None)]
+        with caplog.at_level(logging.DEBUG, logger="promwrite"):
+            for url, auth in targets:
+                w = Writer(url, auth=auth, shards=1, flush_interval=0.02, retry=Retry(max_attempts=1),
+                           close_at_exit=False, close_timeout=5)  # fmt: skip
+                try:
+                    w.add({"__name__": "up"}, 1.0, timestamp_ms=1_700_000_000_000)
+                    assert w.flush(10)
+                    last_error = w.stats().last_error or ""
+                finally:
+                    w.close()
+                assert last_error and SECRET not in last_error
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 2 and "Authorization" in errors[0]
+    assert SECRET not in caplog.text
+
+
+def run_send(url: str, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PROMWRITE_")}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "promwrite", "send", url, "up 1"], capture_output=True, text=True,
+                          env=full_env, cwd=ROOT, timeout=90)  # fmt: skip
+
+
+def test_the_cli_stderr_carries_no_secret() -> None:
+    refused = f"http://127.0.0.1:{free_port()}/api/v1/write"
+    with FaultyServer() as server:
+        bad_token = run_send(server.url, {"PROMWRITE_BEARER_TOKEN": f"abc\n{SECRET}"})
+        assert server.arrivals == []
+    in_query = run_send(refused + f"?api_key={SECRET}", {})
+    assert bad_token.returncode == 2 and "Authorization" in bad_token.stderr
+    assert in_query.returncode == 1 and "refused" in in_query.stderr
+    for result in (bad_token, in_query):
+        assert SECRET not in result.stderr + result.stdout
+
+
+# -- logging etiquette, module structure ------------------------------------------------------------
+
+
+def test_nothing_at_warning_for_what_the_caller_is_told(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="promwrite"):
+        with FaultyServer([("status", 400, "bad sample", {})]) as server, Client(server.url) as client:
+            with pytest.raises(WriteError):
+                client.write(one())
+        with pytest.raises(ConnectError):
+            Client(f"http://127.0.0.1:{free_port()}/w").write(one())
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def _package_imports(module: str) -> List[str]:
+    """The promwrite modules `module` imports, at any level of its code."""
+    tree = ast.parse((ROOT / "promwrite" / f"{module}.py").read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found += [node.module] if node.module else [alias.name for alias in node.names]
+    return found
+
+
+def test_client_auth_and_http_import_one_way() -> None:
+    assert "client" not in _package_imports("auth")
+    assert not {"client", "auth"} & set(_package_imports("_http"))
