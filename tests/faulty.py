@@ -4,6 +4,7 @@ Each POST takes the next action from a script; when the script runs out the
 last action repeats. Actions: ``("status", code, body, headers)``,
 ``("close",)`` (drop the connection without answering), ``("reset",)`` (TCP
 reset), ``("hang", seconds)`` (answer nothing for a while, then close),
+``("slow", seconds)`` (answer 204 after a while),
 ``("trickle_headers", interval, lines)`` (a status line, then one header line
 every `interval` seconds), ``("trickle_body", interval, size)`` (headers
 declaring `size` bytes, then one byte every `interval` seconds),
@@ -87,6 +88,10 @@ class FaultyServer:
                 elif action[0] == "reset":
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
+                elif action[0] == "slow":
+                    time.sleep(action[1])
+                    self.send_response(204)
+                    self.end_headers()
                 elif action[0] == "hang":
                     time.sleep(action[1])
                     self.close_connection = True

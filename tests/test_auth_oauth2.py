@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
+import promwrite
 from promwrite import (
     BearerAuth,
     Client,
@@ -32,19 +33,22 @@ SECRET = "cl1ent-s3cret/+&="
 class TokenServer:
     """A client-credentials token endpoint that counts requests and hands out tok-1, tok-2, ..."""
 
-    def __init__(self, expires_in: Optional[float] = 3600, delay: float = 0.0, secret: str = SECRET) -> None:
+    def __init__(
+        self, expires_in: Optional[float] = 3600, delay: float = 0.0, secret: str = SECRET, host: str = "127.0.0.1"
+    ) -> None:
         self.expires_in = expires_in
         self.delay = delay
         self.secret = secret
         self.requests: List[Dict[str, object]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer((host, 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/oauth2/token"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/oauth2/token"
 
     @property
     def count(self) -> int:
@@ -80,6 +84,8 @@ class TokenServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_GET = do_POST  # noqa: N815 - a followed 301/302/303 arrives as a GET
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -244,3 +250,28 @@ def test_arguments_checked() -> None:
     with pytest.raises(ValueError):
         OAuth2("id", SECRET, "https://idp/token", timeout=0)
     assert OAuth2("id", SECRET, "https://idp/token", "a b").scopes == ("a", "b")
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirecting_token_endpoint_is_not_followed(status: int) -> None:
+    # 127.0.0.2 is another loopback address: another origin, which must receive nothing.
+    with TokenServer(host="127.0.0.2") as elsewhere:
+        location = elsewhere.url + "?next=1"
+        with FaultyServer([("status", status, "", {"Location": location})]) as redirector:
+            auth = OAuth2("id", SECRET, redirector.url)
+            with pytest.raises(OAuth2Error, match=f"HTTP {status}, a redirect to") as info:
+                auth.token()
+            assert len(redirector.arrivals) == 1
+        assert elsewhere.requests == []
+    error = info.value
+    assert error.status == status and elsewhere.url in str(error)
+    assert SECRET not in str(error) and urllib.parse.quote_plus(SECRET) not in str(error)
+
+
+def test_a_trickling_token_endpoint_is_bounded_by_the_timeout() -> None:
+    with FaultyServer([("trickle_headers", 0.5, 40)]) as server:
+        auth = OAuth2("id", SECRET, server.url, timeout=1)
+        started = time.monotonic()
+        with pytest.raises(promwrite.TimeoutError, match="token endpoint"):
+            auth.token()
+        assert time.monotonic() - started < 2.0
