@@ -199,11 +199,11 @@ class Endpoint:
         return conn
 
     def exchange(
-        self, conn: BoundedConnection, payload: bytes, headers: Mapping[str, str], timeout: float
+        self, conn: BoundedConnection, payload: bytes, headers: Mapping[str, str], deadline: float
     ) -> Tuple[int, http.client.HTTPMessage, bytes, bool]:
         """POST `payload`: status, headers, the first MAX_BODY bytes of the body, and whether
-        `conn` may be kept alive. All of it within `timeout` seconds, or socket.timeout."""
-        conn.deadline = time.monotonic() + timeout
+        `conn` may be kept alive. All of it by `deadline` (time.monotonic()), or socket.timeout."""
+        conn.deadline = deadline
         target = self.path
         sent: Dict[str, str] = dict(headers)
         if self.proxy is not None and self.ssl is None:

@@ -424,7 +424,7 @@ class OAuth2:
         started = self._clock()
         conn = endpoint.connection()
         try:
-            status, answer_headers, raw, _ = endpoint.exchange(conn, data, headers, self.timeout)
+            status, answer_headers, raw, _ = endpoint.exchange(conn, data, headers, time.monotonic() + self.timeout)
         except (OSError, http.client.HTTPException) as exc:
             raise endpoint.failure(exc, self.timeout, "OAuth2 token endpoint ") from None
         finally:

@@ -12,6 +12,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 import urllib.parse
 import weakref
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
@@ -339,16 +340,17 @@ class Client:
     def _post(self, payload: bytes, headers: Dict[str, str]) -> Tuple[int, http.client.HTTPMessage, bytes]:
         """One POST within the timeout; a kept-alive connection the server had closed is replaced once."""
         endpoint = self._endpoint
+        deadline = time.monotonic() + self.timeout
         conn, reused = self._checkout()
         try:
             try:
-                status, answer_headers, body, keep = endpoint.exchange(conn, payload, headers, self.timeout)
+                status, answer_headers, body, keep = endpoint.exchange(conn, payload, headers, deadline)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 if not reused:
                     raise
                 conn.close()
                 conn = endpoint.connection()
-                status, answer_headers, body, keep = endpoint.exchange(conn, payload, headers, self.timeout)
+                status, answer_headers, body, keep = endpoint.exchange(conn, payload, headers, deadline)
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise endpoint.failure(exc, self.timeout) from None
