@@ -16,6 +16,7 @@ Every request that arrived is recorded, decoded where it can be.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -41,18 +42,21 @@ class Arrival:
 
 
 class FaultyServer:
-    def __init__(self, script: Sequence[Action] = (OK,)) -> None:
+    def __init__(self, script: Sequence[Action] = (OK,), tls: Optional[ssl.SSLContext] = None) -> None:
         self.script: List[Action] = list(script)
         self.arrivals: List[Arrival] = []
         self.connections = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
+        if tls is not None:  # https: the handshake happens as a connection is accepted
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = "http" if tls is None else "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/v1/write"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}/api/v1/write"
 
     def _next(self) -> Action:
         with self._lock:

@@ -9,6 +9,10 @@ import ast
 import base64
 import logging
 import pathlib
+import select
+import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -129,9 +133,36 @@ def test_query_string_secrets_are_redacted() -> None:
     assert not [text for text in shown if SECRET in text]
 
 
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tuple[ssl.SSLContext, str]:
+    """A server TLS context for 127.0.0.1, and the CA file (the self-signed certificate) a client trusts."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = str(where / "cert.pem"), str(where / "key.pem")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days",
+                    "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, cert
+
+
+def test_timeout_bounds_a_trickling_answer_over_tls(tls: Tuple[ssl.SSLContext, str]) -> None:
+    context, ca_file = tls
+    with FaultyServer([OK, ("trickle_headers", 0.5, 40)], tls=context) as server:
+        with Client(server.url, ca_file=ca_file, timeout=2) as client:
+            assert client.write(one()).status == 204
+            started = time.monotonic()
+            with pytest.raises(promwrite.TimeoutError):
+                client.write(one())
+            assert time.monotonic() - started < 3.0
+
+
 class RecordingProxy:
-    """An http proxy that records each request line and headers; it answers POSTs 204 itself
-    and refuses CONNECT with 407 (the tunnel is not needed to see what the client sends)."""
+    """An http proxy that records each request line and headers and asks for basic credentials:
+    with them it answers a POST 204 itself and tunnels a CONNECT; without, 407."""
 
     def __init__(self) -> None:
         self.seen: List[Tuple[str, str, Dict[str, str]]] = []
@@ -140,21 +171,37 @@ class RecordingProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def _record(self) -> None:
+            def _allowed(self) -> bool:
                 owner.seen.append((self.command, self.path, dict(self.headers.items())))
-
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self._record()
-                self.send_response(204)
-                self.end_headers()
-
-            def do_CONNECT(self) -> None:  # noqa: N802
-                self._record()
+                if self.headers.get("Proxy-Authorization") == PROXY_AUTH:
+                    return True
                 self.send_response(407)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 self.close_connection = True
+                return False
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self._allowed():
+                    self.send_response(204)
+                    self.end_headers()
+
+            def do_CONNECT(self) -> None:  # noqa: N802
+                self.close_connection = True
+                if not self._allowed():
+                    return
+                host, _, port = self.path.rpartition(":")
+                with socket.create_connection((host, int(port)), timeout=5) as upstream:
+                    self.send_response(200)
+                    self.end_headers()
+                    ends = {self.connection: upstream, upstream: self.connection}
+                    for _ in range(1000):  # bounded: a few exchanges at most
+                        readable = select.select(list(ends), [], [], 5)[0]
+                        data = readable[0].recv(65536) if readable else b""
+                        if not data:
+                            return
+                        ends[readable[0]].sendall(data)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -163,9 +210,8 @@ class RecordingProxy:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    @property
-    def url(self) -> str:
-        return f"http://proxyuser:{SECRET}@127.0.0.1:{self._server.server_address[1]}"
+    def url(self, password: str = SECRET) -> str:
+        return f"http://proxyuser:{password}@127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> "RecordingProxy":
         self._thread.start()
@@ -177,23 +223,37 @@ class RecordingProxy:
         self._thread.join()
 
 
-def test_proxy_credentials_are_sent_as_proxy_authorization_and_never_shown() -> None:
-    expected = "Basic " + base64.b64encode(f"proxyuser:{SECRET}".encode()).decode()
+PROXY_AUTH = "Basic " + base64.b64encode(f"proxyuser:{SECRET}".encode()).decode()
+
+
+def test_proxy_credentials_are_sent_as_proxy_authorization(tls: Tuple[ssl.SSLContext, str]) -> None:
+    context, ca_file = tls
     port = free_port()
-    with RecordingProxy() as proxy:
-        plain = Client(f"http://127.0.0.1:{port}/api/v1/write", proxy=proxy.url)
-        assert plain.write(one()).status == 204
-        tunnelled = Client(f"https://127.0.0.1:{port}/api/v1/write", proxy=proxy.url)
-        with pytest.raises(ConnectError, match="407") as info:
-            tunnelled.write(one())
+    with RecordingProxy() as proxy, FaultyServer(tls=context) as target:
+        assert Client(f"http://127.0.0.1:{port}/api/v1/write", proxy=proxy.url()).write(one()).status == 204
+        with Client(target.url, proxy=proxy.url(), ca_file=ca_file) as tunnelled:  # CONNECT, then TLS inside
+            assert tunnelled.write(one()).status == 204
+        assert len(target.arrivals) == 1
         seen = proxy.seen
     assert [(method, path) for method, path, _ in seen] == [
-        ("POST", f"http://127.0.0.1:{port}/api/v1/write"), ("CONNECT", f"127.0.0.1:{port}"),
+        ("POST", f"http://127.0.0.1:{port}/api/v1/write"), ("CONNECT", target.url.split("/")[2]),
     ]  # fmt: skip
-    assert [headers.get("Proxy-Authorization") for _, _, headers in seen] == [expected, expected]
-    for text in (str(info.value), repr(info.value), repr(plain), repr(tunnelled), plain.url):
-        assert SECRET not in text
-    assert "proxy http://127.0.0.1:" in str(info.value)  # named, without its credentials
+    assert [headers.get("Proxy-Authorization") for _, _, headers in seen] == [PROXY_AUTH, PROXY_AUTH]
+
+
+def test_proxy_credentials_are_never_shown() -> None:
+    wrong = SECRET[::-1]
+    with RecordingProxy() as proxy:
+        plain = Client(f"http://127.0.0.1:{free_port()}/api/v1/write", proxy=proxy.url(wrong))
+        with pytest.raises(WriteError) as refused:
+            plain.write(one())
+        tunnelled = Client(f"https://127.0.0.1:{free_port()}/api/v1/write", proxy=proxy.url(wrong))
+        with pytest.raises(ConnectError, match="407") as failed:
+            tunnelled.write(one())
+    assert refused.value.status == 407
+    assert "proxy http://127.0.0.1:" in str(failed.value)  # named, without its credentials
+    for text in (str(refused.value), str(failed.value), repr(failed.value), repr(plain), repr(tunnelled), plain.url):
+        assert wrong not in text
 
 
 def test_the_writer_log_and_stats_carry_no_secret(caplog: pytest.LogCaptureFixture) -> None:
