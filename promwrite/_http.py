@@ -129,8 +129,8 @@ class BoundedConnection(http.client.HTTPConnection):
             raise socket.timeout("the exchange's deadline passed")
         return left
 
-    def _response(self, sock: socket.socket, **kwargs: Any) -> http.client.HTTPResponse:
-        return http.client.HTTPResponse(_DeadlineReader(sock, self), **kwargs)  # type: ignore[arg-type]
+    def _response(self, sock: socket.socket, *args: Any, **kwargs: Any) -> http.client.HTTPResponse:
+        return http.client.HTTPResponse(_DeadlineReader(sock, self), *args, **kwargs)  # type: ignore[arg-type]
 
     def connect(self) -> None:
         self.timeout = self.remaining()

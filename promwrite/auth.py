@@ -10,11 +10,11 @@ import base64
 import datetime as _dt
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import posixpath
 import re
-import http.client
 import threading
 import time
 import urllib.parse

@@ -51,12 +51,12 @@ class FaultyServer:
         self._server.daemon_threads = True
         if tls is not None:  # https: the handshake happens as a connection is accepted
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
-        self._scheme = "http" if tls is None else "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}/api/v1/write"
+        scheme = "https" if isinstance(self._server.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/api/v1/write"
 
     def _next(self) -> Action:
         with self._lock:
