@@ -102,20 +102,21 @@ static void merge_sort(label_t *v, label_t *tmp, size_t n)
         memcpy(v, src, n * sizeof *v);
 }
 
-/* 1 when the sorted set breaks a rule of _pyproto._label_set_problem. */
-static int set_invalid(const label_t *v, size_t n)
+/* 1 when the sorted set breaks a rule of _pyproto._label_set_problem; with
+ * utf8_names any non-empty name is valid (the caller's text is UTF-8). */
+static int set_invalid(const label_t *v, size_t n, int utf8_names)
 {
     size_t k;
     int has_name = 0;
     for (k = 0; k < n; k++) {
         const label_t *l = &v[k];
-        if (l->nlen == 0 || l->vlen == 0 || !valid_name(l->name, l->nlen, 1, 2))
+        if (l->nlen == 0 || l->vlen == 0 || (!utf8_names && !valid_name(l->name, l->nlen, 1, 2)))
             return 1;
         if (k && name_cmp(&v[k - 1], l) == 0)
             return 1; /* duplicate */
         if (l->nlen == 8 && memcmp(l->name, "__name__", 8) == 0) {
             has_name = 1;
-            if (!valid_name(l->value, l->vlen, 4, 8))
+            if (!utf8_names && !valid_name(l->value, l->vlen, 4, 8))
                 return 1;
         }
     }
@@ -228,7 +229,7 @@ PW_INLINE const uint8_t *column_at(const column_t *c, size_t j, size_t *len)
 /* Both entry points, once their text is split: n_labels labels in sets of
  * counts[i] (already checked to add up), names and values from the columns. */
 PW_INLINE int encode_sets(const column_t *names, const column_t *values, size_t n_labels,
-                       const int64_t *counts, size_t n_sets, size_t max_count, arena_t *arena,
+                       const int64_t *counts, size_t n_sets, size_t max_count, int utf8_names, arena_t *arena,
                        uint8_t **out, size_t *info)
 {
     label_t *labels = NULL;
@@ -282,7 +283,7 @@ PW_INLINE int encode_sets(const column_t *names, const column_t *values, size_t 
             merge_sort(labels, labels + max_count, n);
         else
             insertion_sort(labels, n);
-        if (set_invalid(labels, n)) {
+        if (set_invalid(labels, n, utf8_names)) {
             info[PW_PB_ERR_SERIES] = i;
             return PW_PB_EINVALID;
         }
@@ -328,7 +329,7 @@ PW_INLINE int encode_sets(const column_t *names, const column_t *values, size_t 
 
 int pw_encode_label_sets(const uint8_t *text, size_t text_len,
                          const int64_t *lengths, size_t n_strings,
-                         const int64_t *counts, size_t n_sets,
+                         const int64_t *counts, size_t n_sets, int utf8_names,
                          uint8_t *scratch, size_t scratch_len,
                          uint8_t **out, size_t *info)
 {
@@ -364,7 +365,7 @@ int pw_encode_label_sets(const uint8_t *text, size_t text_len,
         names.first = 0;
         values.first = 1;
         names.sep = values.sep = lengths == NULL ? 1 : 0;
-        rc = encode_sets(&names, &values, n_labels, counts, n_sets, max_count, &arena, out, info);
+        rc = encode_sets(&names, &values, n_labels, counts, n_sets, max_count, utf8_names, &arena, out, info);
     }
     info[PW_PB_WANTED] = arena.wanted;
     info[PW_PB_OWNED] = (size_t)arena_release(&arena, *out);
@@ -373,7 +374,7 @@ int pw_encode_label_sets(const uint8_t *text, size_t text_len,
 
 int pw_encode_label_columns(const uint8_t *names_text, size_t names_len,
                             const uint8_t *values_text, size_t values_len, size_t n_labels,
-                            const int64_t *counts, size_t n_sets,
+                            const int64_t *counts, size_t n_sets, int utf8_names,
                             uint8_t *scratch, size_t scratch_len,
                             uint8_t **out, size_t *info)
 {
@@ -410,7 +411,7 @@ int pw_encode_label_columns(const uint8_t *names_text, size_t names_len,
         names.stride = values.stride = 1;
         names.first = values.first = 0;
         names.sep = values.sep = 1;
-        rc = encode_sets(&names, &values, n_labels, counts, n_sets, max_count, &arena, out, info);
+        rc = encode_sets(&names, &values, n_labels, counts, n_sets, max_count, utf8_names, &arena, out, info);
     }
     info[PW_PB_WANTED] = arena.wanted;
     info[PW_PB_OWNED] = (size_t)arena_release(&arena, *out);

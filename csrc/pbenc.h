@@ -63,10 +63,12 @@ enum {                    /* slots of the info array (PW_PB_INFO_LEN size_t) */
  * (info[PW_PB_LEN] bytes) and then each set's length as an int64 in native
  * byte order, unaligned (info[PW_PB_FMT_LEN] = 8 * n_sets bytes): the
  * request encoder takes the joined text and these lengths as they are.
+ * Names follow the legacy rules, or with utf8_names non-zero may be any
+ * non-empty text (promwrite.names' "utf-8" mode).
  * EINVALID names the first invalid set in info[PW_PB_ERR_SERIES]. */
 int pw_encode_label_sets(const uint8_t *text, size_t text_len,
                          const int64_t *lengths, size_t n_strings,
-                         const int64_t *counts, size_t n_sets,
+                         const int64_t *counts, size_t n_sets, int utf8_names,
                          uint8_t *scratch, size_t scratch_len,
                          uint8_t **out, size_t *info);
 
@@ -77,7 +79,7 @@ int pw_encode_label_sets(const uint8_t *text, size_t text_len,
  * above; the counts must add up to n_labels. */
 int pw_encode_label_columns(const uint8_t *names, size_t names_len,
                             const uint8_t *values, size_t values_len, size_t n_labels,
-                            const int64_t *counts, size_t n_sets,
+                            const int64_t *counts, size_t n_sets, int utf8_names,
                             uint8_t *scratch, size_t scratch_len,
                             uint8_t **out, size_t *info);
 

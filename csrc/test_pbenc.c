@@ -341,7 +341,7 @@ static void test_known_label_bytes(void)
     int64_t count = 2;
     uint8_t *out;
     size_t info[PW_PB_INFO_LEN];
-    int rc = pw_encode_label_sets(text, sizeof text - 1, NULL, 4, &count, 1, NULL, 0, &out, info);
+    int rc = pw_encode_label_sets(text, sizeof text - 1, NULL, 4, &count, 1, 0, NULL, 0, &out, info);
     CHECK(rc == PW_PB_OK);
     CHECK(info[PW_PB_LEN] == sizeof want - 1 && memcmp(out, want, sizeof want - 1) == 0);
     {
@@ -383,7 +383,7 @@ static void test_boundary_lengths(void)
             pairs[1].value.s = text + 13 + nlen;
             pairs[1].value.n = vlen;
             CHECK(ref_label_set(pairs, 2, &want));
-            CHECK(pw_encode_label_sets(text, len, NULL, 4, &count, 1, NULL, 0, &out, info) == PW_PB_OK);
+            CHECK(pw_encode_label_sets(text, len, NULL, 4, &count, 1, 0, NULL, 0, &out, info) == PW_PB_OK);
             CHECK(info[PW_PB_LEN] == want.len && memcmp(out, want.p, want.len) == 0);
             release(out, info);
             free(want.p);
@@ -433,7 +433,7 @@ static void random_label_round(void)
         int rc;
         scratch = pick_scratch(&scratch_len);
         rc = pw_encode_label_sets(sep ? s.text.p : s.joined.p, sep ? s.text.len : s.joined.len,
-                                  sep ? NULL : s.chars, s.n, counts64, n_sets, scratch, scratch_len, &out, info);
+                                  sep ? NULL : s.chars, s.n, counts64, n_sets, 0, scratch, scratch_len, &out, info);
         if (sep && s.has_nul) {
             CHECK(rc == PW_PB_ESPLIT);
             continue;
@@ -464,7 +464,7 @@ static void random_label_round(void)
             put(col, s.joined.p ? s.joined.p + s.off[k] : NULL, s.len[k]);
         }
         scratch = pick_scratch(&scratch_len);
-        rc = pw_encode_label_columns(names.p, names.len, values.p, values.len, s.n / 2, counts64, n_sets, scratch,
+        rc = pw_encode_label_columns(names.p, names.len, values.p, values.len, s.n / 2, counts64, n_sets, 0, scratch,
                                      scratch_len, &out, info);
         if (s.has_nul) {
             CHECK(rc == PW_PB_ESPLIT);
@@ -504,7 +504,7 @@ static void garbage_label_round(void)
         size_t info[PW_PB_INFO_LEN], scratch_len;
         int rc;
         scratch = pick_scratch(&scratch_len);
-        rc = pw_encode_label_sets(text, text_len, i ? lengths : NULL, n_strings, counts, n_sets, scratch,
+        rc = pw_encode_label_sets(text, text_len, i ? lengths : NULL, n_strings, counts, n_sets, 0, scratch,
                                   scratch_len, &out, info);
         CHECK(rc <= 0 && rc >= PW_PB_ENOMEM);
         if (rc == PW_PB_OK) {
@@ -526,47 +526,47 @@ static void test_hostile_label_sizes(void)
     int64_t lens_over[2] = {INT64_MAX, INT64_MAX}, lens_neg[2] = {-1, 3}, lens_ok[2] = {8, 2};
     int64_t lens_chars[2] = {1, 1}, lens_long[2] = {1, 5};
 
-    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 2, &big, 1, NULL, 0, &out, info) == PW_PB_ECOUNTS);
-    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 2, &neg, 1, NULL, 0, &out, info) == PW_PB_ECOUNTS);
-    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 2, two, 2, NULL, 0, &out, info) == PW_PB_ECOUNTS);
-    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 3, &one, 1, NULL, 0, &out, info) == PW_PB_ECOUNTS);
-    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 2, NULL, 1, NULL, 0, &out, info) == PW_PB_ECOUNTS);
+    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 2, &big, 1, 0, NULL, 0, &out, info) == PW_PB_ECOUNTS);
+    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 2, &neg, 1, 0, NULL, 0, &out, info) == PW_PB_ECOUNTS);
+    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 2, two, 2, 0, NULL, 0, &out, info) == PW_PB_ECOUNTS);
+    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 3, &one, 1, 0, NULL, 0, &out, info) == PW_PB_ECOUNTS);
+    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 2, NULL, 1, 0, NULL, 0, &out, info) == PW_PB_ECOUNTS);
     /* counts that claim 2^63 labels: too big before anything is read */
-    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, SIZE_MAX - 1, &big, 1, NULL, 0, &out, info) ==
+    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, SIZE_MAX - 1, &big, 1, 0, NULL, 0, &out, info) ==
           PW_PB_ETOOBIG);
     /* strings but no sets; no separator; a separator too many */
-    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 4, two, 0, NULL, 0, &out, info) == PW_PB_ECOUNTS);
-    CHECK(pw_encode_label_sets(text, 8, NULL, 2, &one, 1, NULL, 0, &out, info) == PW_PB_ESPLIT);
-    CHECK(pw_encode_label_sets((const uint8_t *)"a\0b\0c", 5, NULL, 2, &one, 1, NULL, 0, &out, info) ==
+    CHECK(pw_encode_label_sets(text, sizeof text - 1, NULL, 4, two, 0, 0, NULL, 0, &out, info) == PW_PB_ECOUNTS);
+    CHECK(pw_encode_label_sets(text, 8, NULL, 2, &one, 1, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_sets((const uint8_t *)"a\0b\0c", 5, NULL, 2, &one, 1, 0, NULL, 0, &out, info) ==
           PW_PB_ESPLIT);
-    CHECK(pw_encode_label_sets(NULL, 3, NULL, 2, &one, 1, NULL, 0, &out, info) == PW_PB_ESPLIT);
-    CHECK(pw_encode_label_sets(NULL, 0, NULL, 0, NULL, 0, NULL, 0, &out, info) == PW_PB_OK);
+    CHECK(pw_encode_label_sets(NULL, 3, NULL, 2, &one, 1, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_sets(NULL, 0, NULL, 0, NULL, 0, 0, NULL, 0, &out, info) == PW_PB_OK);
     CHECK(info[PW_PB_LEN] == 0 && info[PW_PB_FMT_LEN] == 0);
     release(out, info);
-    CHECK(pw_encode_label_sets(text, 3, NULL, 0, NULL, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
-    CHECK(pw_encode_label_sets(text, 3, lens_ok, 0, NULL, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_sets(text, 3, NULL, 0, NULL, 0, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_sets(text, 3, lens_ok, 0, NULL, 0, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
     /* lengths: overflowing, negative, past the end, short of it */
-    CHECK(pw_encode_label_sets(text, 10, lens_over, 2, &one, 1, NULL, 0, &out, info) == PW_PB_ESPLIT);
-    CHECK(pw_encode_label_sets(text, 10, lens_neg, 2, &one, 1, NULL, 0, &out, info) == PW_PB_ESPLIT);
-    CHECK(pw_encode_label_sets(text, 9, lens_ok, 2, &one, 1, NULL, 0, &out, info) == PW_PB_ESPLIT);
-    CHECK(pw_encode_label_sets((const uint8_t *)"__name__up", 10, lens_ok, 2, &one, 1, NULL, 0, &out, info) ==
+    CHECK(pw_encode_label_sets(text, 10, lens_over, 2, &one, 1, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_sets(text, 10, lens_neg, 2, &one, 1, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_sets(text, 9, lens_ok, 2, &one, 1, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_sets((const uint8_t *)"__name__up", 10, lens_ok, 2, &one, 1, 0, NULL, 0, &out, info) ==
           PW_PB_OK);
     CHECK(info[PW_PB_LEN] == 16);
     release(out, info);
     /* columns: counts off, a string short, NULL texts */
-    CHECK(pw_encode_label_columns((const uint8_t *)"a\0b", 3, (const uint8_t *)"x", 1, 2, &one, 1, NULL, 0, &out,
+    CHECK(pw_encode_label_columns((const uint8_t *)"a\0b", 3, (const uint8_t *)"x", 1, 2, &one, 1, 0, NULL, 0, &out,
                                   info) == PW_PB_ECOUNTS);
-    CHECK(pw_encode_label_columns((const uint8_t *)"a\0b", 3, (const uint8_t *)"x", 1, 2, two, 2, NULL, 0, &out,
+    CHECK(pw_encode_label_columns((const uint8_t *)"a\0b", 3, (const uint8_t *)"x", 1, 2, two, 2, 0, NULL, 0, &out,
                                   info) == PW_PB_ECOUNTS);
-    CHECK(pw_encode_label_columns((const uint8_t *)"__name__", 8, (const uint8_t *)"x", 1, SIZE_MAX, &big, 1, NULL,
+    CHECK(pw_encode_label_columns((const uint8_t *)"__name__", 8, (const uint8_t *)"x", 1, SIZE_MAX, &big, 1, 0, NULL,
                                   0, &out, info) == PW_PB_ECOUNTS);
-    CHECK(pw_encode_label_columns((const uint8_t *)"a\0b", 3, (const uint8_t *)"x", 1, 2, &lens_ok[1], 1, NULL, 0,
+    CHECK(pw_encode_label_columns((const uint8_t *)"a\0b", 3, (const uint8_t *)"x", 1, 2, &lens_ok[1], 1, 0, NULL, 0,
                                   &out, info) == PW_PB_ESPLIT); /* two names, one value */
-    CHECK(pw_encode_label_columns(NULL, 1, (const uint8_t *)"x", 1, 1, &one, 1, NULL, 0, &out, info) == PW_PB_ESPLIT);
-    CHECK(pw_encode_label_columns((const uint8_t *)"x", 1, NULL, 1, 1, &one, 1, NULL, 0, &out, info) == PW_PB_ESPLIT);
-    CHECK(pw_encode_label_columns(NULL, 0, NULL, 0, 0, NULL, 0, NULL, 0, &out, info) == PW_PB_OK);
+    CHECK(pw_encode_label_columns(NULL, 1, (const uint8_t *)"x", 1, 1, &one, 1, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_columns((const uint8_t *)"x", 1, NULL, 1, 1, &one, 1, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_columns(NULL, 0, NULL, 0, 0, NULL, 0, 0, NULL, 0, &out, info) == PW_PB_OK);
     release(out, info);
-    CHECK(pw_encode_label_columns((const uint8_t *)"__name__", 8, (const uint8_t *)"up", 2, 1, &one, 1, NULL, 0, &out,
+    CHECK(pw_encode_label_columns((const uint8_t *)"__name__", 8, (const uint8_t *)"up", 2, 1, &one, 1, 0, NULL, 0, &out,
                                   info) == PW_PB_OK);
     {
         int64_t len;
@@ -575,11 +575,24 @@ static void test_hostile_label_sizes(void)
         CHECK(len == 16);
     }
     release(out, info);
+    /* a UTF-8 metric and label name: invalid by legacy rules, valid with utf8_names; empty never */
+    {
+        static const uint8_t nm[] = "__name__\0a.b", val[] = "my.m\0x";
+        int64_t two_labels = 2;
+        CHECK(pw_encode_label_columns(nm, sizeof nm - 1, val, sizeof val - 1, 2, &two_labels, 1, 0, NULL, 0, &out,
+                                      info) == PW_PB_EINVALID);
+        CHECK(pw_encode_label_columns(nm, sizeof nm - 1, val, sizeof val - 1, 2, &two_labels, 1, 1, NULL, 0, &out,
+                                      info) == PW_PB_OK);
+        CHECK(info[PW_PB_LEN] == (2 + 16) + (2 + 8));
+        release(out, info);
+        CHECK(pw_encode_label_columns(nm, 9, val, sizeof val - 1, 2, &two_labels, 1, 1, NULL, 0, &out, info) ==
+              PW_PB_EINVALID); /* an empty label name */
+    }
     /* malformed UTF-8 in the text */
-    CHECK(pw_encode_label_sets(utf8 + 1, 3, lens_chars, 2, &one, 1, NULL, 0, &out, info) == PW_PB_ESPLIT);
-    CHECK(pw_encode_label_sets(utf8, 4, lens_long, 2, &one, 1, NULL, 0, &out, info) == PW_PB_ESPLIT);
-    CHECK(pw_encode_label_sets(utf8, 4, lens_chars, 2, &one, 1, NULL, 0, &out, info) == PW_PB_EINVALID);
-    CHECK(pw_encode_label_sets(utf8, 0, lens_chars, 2, &one, 1, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_sets(utf8 + 1, 3, lens_chars, 2, &one, 1, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_sets(utf8, 4, lens_long, 2, &one, 1, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
+    CHECK(pw_encode_label_sets(utf8, 4, lens_chars, 2, &one, 1, 0, NULL, 0, &out, info) == PW_PB_EINVALID);
+    CHECK(pw_encode_label_sets(utf8, 0, lens_chars, 2, &one, 1, 0, NULL, 0, &out, info) == PW_PB_ESPLIT);
 }
 
 /* ------------------------------------------------------- request tests */

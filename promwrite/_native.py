@@ -81,7 +81,7 @@ import threading as _threading  # noqa: E402
 from array import array as _array  # noqa: E402
 from typing import List as _List, Optional as _Optional, Sequence as _Sequence, Tuple as _Tuple  # noqa: E402
 
-from . import _pyproto  # noqa: E402
+from . import _pyproto, names as _names  # noqa: E402
 from .errors import SeriesError  # noqa: E402
 
 _SCRATCH_MAX = 16 << 20  # bytes of scratch a thread may keep between calls
@@ -217,6 +217,11 @@ def _request(kernel, cargs, proto, timestamps, args, python_kernel, native_kerne
     return python_kernel(*args)
 
 
+def _utf8_names() -> int:
+    """The C label kernels' flag: 1 when any UTF-8 name is valid (promwrite.names)."""
+    return int(_names.name_validation() == _names.UTF8)
+
+
 def _encode_interleaved(names: _List[str], values: _List[str], counts: _Sequence[int]) -> _Tuple[bytes, "_array[int]"]:
     """`encode_labels` for strings that hold "\\0": C splits them by code-point lengths."""
     strings = [x for pair in zip(names, values) for x in pair]
@@ -226,7 +231,7 @@ def _encode_interleaved(names: _List[str], values: _List[str], counts: _Sequence
         cnt = _int64s(counts)
     except (TypeError, ValueError, OverflowError):  # a non-str, a surrogate, an odd count
         return _pyproto.encode_labels(names, values, counts)
-    args = (text, len(text), lengths, len(strings), cnt, len(counts))
+    args = (text, len(text), lengths, len(strings), cnt, len(counts), _utf8_names())
     result = _labels_done(*_run(_pb_encode_label_sets, args, _SLOTS, _joined))
     if result is not None:
         return result
@@ -248,7 +253,7 @@ def encode_labels(names: _List[str], values: _List[str], counts: _Sequence[int])
         cnt = _int64s(counts)
     except (TypeError, ValueError, OverflowError):
         return _pyproto.encode_labels(names, values, counts)
-    args = (ntext, len(ntext), vtext, len(vtext), len(names), cnt, len(counts))
+    args = (ntext, len(ntext), vtext, len(vtext), len(names), cnt, len(counts), _utf8_names())
     result = _labels_done(*_run(_pb_encode_label_columns, args, _SLOTS, _joined))
     if result is not None:
         return result

@@ -9,20 +9,20 @@ words its errors by calling `encode_labels` here.
 
 from __future__ import annotations
 
-import re
 import struct
 from array import array
 from typing import List, Optional, Sequence, Tuple
 
-from . import _pysnappy
+from . import _pysnappy, names as _names
 from ._pysnappy import SMALL_VARINTS as _SMALL, varint
 from .errors import SeriesError
 
 _DOUBLE = struct.Struct("<d")
 _ZERO8 = bytes(8)
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = _names.LEGACY_LABEL_NAME.fullmatch
+_METRIC_NAME = _names.LEGACY_METRIC_NAME.fullmatch
+_UTF8_HINT = "; promwrite.set_name_validation('utf-8') allows any UTF-8 name"
 
 
 def zigzag(value: int) -> int:
@@ -67,8 +67,8 @@ def field_packed_varints(field: int, values: Sequence[int]) -> bytes:
     return field_bytes(field, b"".join(varint(v) for v in values))
 
 
-def _label_set_problem(pairs: List[tuple]) -> str:
-    """What is wrong with one label set, or "" when it is valid (pairs sorted by name)."""
+def _label_set_problem(pairs: List[tuple], legacy: bool) -> str:
+    """What is wrong with one label set, or "" when it is valid (pairs sorted by name; `legacy` names)."""
     has_name = False
     prev = None
     for name, value in pairs:
@@ -77,14 +77,14 @@ def _label_set_problem(pairs: List[tuple]) -> str:
         prev = name
         if not name:
             return "a label has an empty name"
-        if not _LABEL_NAME.fullmatch(name):
-            return f"label name {name!r} is invalid (names match [a-zA-Z_][a-zA-Z0-9_]*)"
+        if legacy and not _LABEL_NAME(name):
+            return f"label name {name!r} is invalid (names match {_names.LABEL_NAME_RULE}{_UTF8_HINT})"
         if not value:
             return f"label {name!r} has an empty value (Prometheus reads that as no label: leave it out)"
         if name == "__name__":
             has_name = True
-            if not _METRIC_NAME.fullmatch(value):
-                return f"metric name {value!r} is invalid (names match [a-zA-Z_:][a-zA-Z0-9_:]*)"
+            if legacy and not _METRIC_NAME(value):
+                return f"metric name {value!r} is invalid (names match {_names.METRIC_NAME_RULE}{_UTF8_HINT})"
     if not has_name:
         return "no __name__ label (the metric name)"
     return ""
@@ -92,6 +92,7 @@ def _label_set_problem(pairs: List[tuple]) -> str:
 
 def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[int]) -> Tuple[bytes, "array[int]"]:
     """Encoded, sorted, validated label fields per set (see `_backend.Kernels`)."""
+    legacy = _names.name_validation() == _names.LEGACY
     if len(names) != len(values) or sum(counts) != len(names):
         raise ValueError(f"{len(names)} names, {len(values)} values, counts adding up to {sum(counts)}")
     out = []
@@ -104,7 +105,7 @@ def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[
             if not isinstance(text, str):
                 raise SeriesError(index, f"label names and values must be str, not {type(text).__name__}")
         pairs = sorted(zip(set_names, set_values))
-        problem = _label_set_problem(pairs)
+        problem = _label_set_problem(pairs, legacy)
         if problem:
             raise SeriesError(index, problem)
         parts = []

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from promwrite import _pyproto
+from promwrite import _pyproto, names as name_rules
 from promwrite.errors import SeriesError
 from promwrite.model import STALE_NAN, LabelSet, Sample, TimeSeries, WriteRequest
 
@@ -90,11 +90,36 @@ def _same(name: str, *args: Any) -> Tuple[Any, ...]:
     return _same_as(getattr(_pyproto, name), getattr(_native, name), *args)
 
 
-def _same_labels(names: List[Any], values: List[Any], counts: Any) -> Tuple[Any, ...]:
-    """encode_labels' outcome, the same from Python, native, and native's interleaved fallback."""
-    expected = _same("encode_labels", names, values, counts)
-    assert _same_as(_pyproto.encode_labels, _native._encode_interleaved, names, values, counts) == expected
+@contextmanager
+def name_validation(scheme: str) -> Iterator[None]:
+    """Runs the block under promwrite.names' `scheme`, then restores the one before."""
+    saved = name_rules.name_validation()
+    name_rules.set_name_validation(scheme)
+    try:
+        yield
+    finally:
+        name_rules.set_name_validation(saved)
+
+
+def _same_labels_in(scheme: str, label_names: List[Any], values: List[Any], counts: Any) -> Tuple[Any, ...]:
+    """encode_labels' outcome under name rules `scheme`, the same from Python, native, and native's fallback."""
+    with name_validation(scheme):
+        expected = _same("encode_labels", label_names, values, counts)
+        assert _same_as(_pyproto.encode_labels, _native._encode_interleaved, label_names, values, counts) == expected
     return expected
+
+
+def _same_labels(label_names: List[Any], values: List[Any], counts: Any) -> Tuple[Any, ...]:
+    """The legacy rules' outcome, held identical across backends; also under the UTF-8 rules (once,
+    as test_utf8_* try every path), which take what the legacy rules take, with the same bytes.
+    """
+    legacy = _same_labels_in("legacy", label_names, values, counts)
+    with name_validation("utf-8"):
+        utf8 = _outcome(_pyproto.encode_labels, label_names, values, counts)
+        assert _outcome(_native.encode_labels, label_names, values, counts) == utf8
+    if legacy[0] == "ok":
+        assert utf8 == legacy
+    return legacy
 
 
 def _bits(value: float) -> int:
@@ -341,6 +366,54 @@ def test_label_set_errors_word_for_word() -> None:
         for bad in cases:
             outcome = _same_labels(*_flat([good, good, bad, good]))
             assert outcome[0] == "SeriesError" and outcome[1] == 2, (good, bad, outcome)
+
+
+utf8_name = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+
+
+@st.composite
+def utf8_set(draw: st.DrawFn) -> List[Tuple[str, str]]:
+    """A label set valid under the UTF-8 name rules (dots, spaces, "\\0", any script), often not legacy."""
+    pairs = dict(draw(st.lists(st.tuples(utf8_name, label_value), max_size=8)))
+    pairs.pop("__name__", None)
+    pairs["__name__"] = draw(st.one_of(utf8_name, metric_name))
+    return list(pairs.items())
+
+
+@SETTINGS
+@given(st.lists(utf8_set(), max_size=5))
+def test_utf8_names_identical_in_utf8_mode(sets: List[List[Tuple[str, str]]]) -> None:
+    """Both backends take any non-empty UTF-8 name in "utf-8" mode, byte for byte alike."""
+    outcome = _same_labels_in("utf-8", *_flat(sets))
+    assert outcome[0] == "ok", outcome
+    _same_labels(*_flat(sets))  # and legacy mode refuses the same set with the same words
+
+
+def test_utf8_mode_known_bytes_and_errors() -> None:
+    sets = [[("__name__", "my.metric"), ("label.name", "v"), ("Zürich", "ü")]]
+    legacy = _same_labels(*_flat(sets))
+    assert legacy[:3] == ("SeriesError", 0, "label name 'Zürich' is invalid (names match [a-zA-Z_][a-zA-Z0-9_]*;"
+                          " promwrite.set_name_validation('utf-8') allows any UTF-8 name)")
+    expected = (b"\x0a\x0d\x0a\x07Z\xc3\xbcrich\x12\x02\xc3\xbc" b"\x0a\x15\x0a\x08__name__\x12\x09my.metric"
+                b"\x0a\x0f\x0a\x0alabel.name\x12\x01v")
+    assert _same_labels_in("utf-8", *_flat(sets)) == ("ok", _labels_result([expected]))
+    for bad, problem in [
+        ([("__name__", "a.b"), ("", "x")], "a label has an empty name"),
+        ([("__name__", "")], "label '__name__' has an empty value"),
+        ([("__name__", "a.b"), ("x.y", "")], "label 'x.y' has an empty value"),
+        ([("x.y", "1")], "no __name__ label"),
+        ([("__name__", "a.b"), ("x.y", "1"), ("x.y", "2")], "duplicate label name 'x.y'"),
+        ([("__name__", "a.b"), ("x\ud800", "1")], "not valid Unicode"),
+    ]:
+        outcome = _same_labels_in("utf-8", *_flat([sets[0], bad]))
+        assert outcome[:2] == ("SeriesError", 1) and problem in outcome[2], (bad, outcome)
+
+
+def test_name_validation_setting() -> None:
+    assert name_rules.name_validation() == "legacy"  # the default
+    with pytest.raises(ValueError, match="'legacy' or 'utf-8'"):
+        name_rules.set_name_validation("UTF8")
+    assert name_rules.name_validation() == "legacy"
 
 
 def test_varint_boundaries() -> None:
