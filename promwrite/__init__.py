@@ -15,6 +15,7 @@ from .aio import AsyncClient
 from .auth import AuthError, BasicAuth, BearerAuth, OAuth2, OAuth2Error, SigV4Auth
 from .client import Client, WriteResponse
 from .codec import SeriesSet, decode, encode
+from .names import name_validation, set_name_validation
 from .registry import push_registry
 from .retry import Retry
 from .errors import (
@@ -90,5 +91,7 @@ __all__ = [
     "decode",
     "encode",
     "is_stale_nan",
+    "name_validation",
     "push_registry",
+    "set_name_validation",
 ]

@@ -79,6 +79,9 @@ def _build_parser() -> argparse.ArgumentParser:
     send.add_argument("--protocol", choices=("1.0", "2.0"), default="1.0",
                       help="remote-write version (default 1.0; 2.0 falls back to 1.0 if refused)")
     send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server (default 30)")
+    send.add_argument("--utf8-names", action="store_true",
+                      help="send metric and label names that are not legacy ones (e.g. Prometheus 3's quoted"
+                           ' {"my.metric"}) as they are; Prometheus 2.x refuses them')
 
     receive = commands.add_parser(
         "receive",
@@ -157,6 +160,7 @@ def _send(args: argparse.Namespace) -> int:
     from .client import Client
     from .errors import PromwriteError
     from .exposition import ParseError, parse
+    from .names import UTF8, set_name_validation
 
     labels = _pairs(args.label, "=", "--label")
     headers = _pairs(args.header, ":", "--header")
@@ -191,13 +195,17 @@ def _send(args: argparse.Namespace) -> int:
     else:
         source = "arguments"
         text = "\n".join(args.samples)
+    if args.utf8_names:
+        set_name_validation(UTF8)
     try:
         request = parse(text, labels)
     except ParseError as exc:
         where = f"argument {exc.line}" if source == "arguments" else f"line {exc.line}"
         raise _Fail(2, f"{source}: {where}, column {exc.column}: {exc.problem}") from None
     except ValueError as exc:
-        raise _Fail(2, str(exc)) from None
+        raise _Fail(2, str(exc) + ("" if args.utf8_names else " (--utf8-names allows any UTF-8 name)")) from None
+    if not args.utf8_names:
+        _refuse_utf8_names(request, source)
     series = len(request.timeseries)
     if not series:
         raise _Fail(2, f"no samples in the {source}")
@@ -222,6 +230,23 @@ def _send(args: argparse.Namespace) -> int:
         f" (HTTP {response.status}, remote write {response.protocol})"
     )
     return 0
+
+
+def _refuse_utf8_names(request: Any, source: str) -> None:
+    """A usage error, suggesting --utf8-names, for the first name that is not a legacy one."""
+    from .exposition import excerpt
+    from .names import is_valid_label_name, is_valid_metric_name
+
+    for ts in request.timeseries:
+        for name, value in ts.labels:
+            if name == "__name__" and not is_valid_metric_name(value):
+                what = f"metric name {excerpt(value)}"
+            elif not is_valid_label_name(name):
+                what = f"label name {excerpt(name)} (of {excerpt(dict(ts.labels)['__name__'])})"
+            else:
+                continue
+            raise _Fail(2, f"{source}: {what} is not a legacy name; --utf8-names sends such names as they are"
+                           " (Prometheus 3 and VictoriaMetrics take them, Prometheus 2.x does not)")
 
 
 # ---- receive -------------------------------------------------------------------

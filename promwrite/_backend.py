@@ -36,7 +36,9 @@ class Kernels(Protocol):
         str or not encodable as UTF-8, an empty name, a name not matching
         ``[a-zA-Z_][a-zA-Z0-9_]*``, a duplicate name, an empty value, no
         ``__name__``, a ``__name__`` value not matching
-        ``[a-zA-Z_:][a-zA-Z0-9_:]*``. (The native backend re-runs the Python
+        ``[a-zA-Z_:][a-zA-Z0-9_:]*`` (the two patterns only under the legacy
+        rules of `promwrite.names`, read per call; under "utf-8" any
+        non-empty name is valid). (The native backend re-runs the Python
         kernel to word the error, so both say the same.)
 
     encode_request(label_text, label_lengths, counts, values, timestamps,
