@@ -21,7 +21,6 @@ the line and column. Parsing takes time linear in the text's length.
 
 from __future__ import annotations
 
-import math
 import re
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -60,7 +59,8 @@ _TOKEN = re.compile(r"[^ \t]*")
 _PLAIN = re.compile(r'[^"\\]*')  # a quoted string up to its next quote or backslash
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 _EXCERPT = 32  # characters of a token an error quotes
-# A family's series that a `_created` sample dates, by suffix: the label that tells them apart.
+# The types whose `_created` sample dates its family's series; those series, by
+# suffix, with the label that tells them apart from the `_created` one.
 _CREATED_TYPES = (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY)
 _DATED = (("", "quantile"), ("_total", ""), ("_bucket", "le"), ("_count", ""), ("_sum", ""))
 
@@ -111,8 +111,8 @@ class _Sample:
         self.name: Optional[str] = None
         self.labels: Dict[str, str] = {}
         self.value = 0.0
-        self.stamp: Optional[int] = None
-        self.exemplar: Optional[Tuple[Dict[str, str], float, Optional[int], int]] = None  # ..., its column
+        self.stamp = 0
+        self.exemplar: Optional[Exemplar] = None
 
 
 def parse(
@@ -156,38 +156,25 @@ def parse(
             else:
                 _comment(line, lineno, families)
             continue
-        sample = _sample_line(line, lineno, openmetrics)
-        found = dict(sample.labels)
-        found["__name__"] = sample.name  # type: ignore[assignment]
-        stamp = now if sample.stamp is None else sample.stamp
-        if extra:
-            found.update(extra)
+        name, sample = _sample_line(line, lineno, openmetrics, now)
+        found = {**sample.labels, "__name__": name, **extra}
         key = tuple(sorted((n, v) for n, v in found.items() if v))
         if openmetrics:
             own = tuple(sorted((n, v) for n, v in sample.labels.items() if v))
-            origin.setdefault(key, (sample.name, own))  # type: ignore[arg-type]
-            family = families.get(sample.name[:-8]) if sample.name.endswith("_created") else None  # type: ignore[union-attr]
+            origin.setdefault(key, (name, own))
+            family = families.get(name[:-8]) if name.endswith("_created") else None
             if family is not None and family.type in _CREATED_TYPES:
                 created[(family.name, own)] = sample.value
         samples, exemplars = series.setdefault(key, ([], []))
-        samples.append((sample.value, stamp))
+        samples.append((sample.value, sample.stamp))
         if sample.exemplar is not None:
-            exemplars.append(_exemplar(lineno, sample.exemplar, stamp))
+            exemplars.append(sample.exemplar)
     starts = _start_times(origin, created) if created else {}
     timeseries = []
     for key, (samples, exemplars) in series.items():
         samples.sort(key=lambda s: s[1])
         timeseries.append(TimeSeries(dict(key), samples, exemplars=exemplars, start_timestamp_ms=starts.get(key)))
     return WriteRequest(timeseries, [f.metadata() for f in families.values() if f.typed or f.helped or f.unit])
-
-
-def _exemplar(lineno: int, found: Tuple[Dict[str, str], float, Optional[int], int], stamp: int) -> Exemplar:
-    """An exemplar's parts as an Exemplar (without a time of its own, its sample's)."""
-    labels, value, own, column = found
-    try:
-        return Exemplar({n: v for n, v in labels.items() if v}, value, timestamp_ms=stamp if own is None else own)
-    except ValueError as exc:
-        raise ParseError(lineno, column, f"exemplar: {exc}") from None
 
 
 def _start_times(origin: Dict[_Key, Tuple[str, _Key]], created: Dict[Tuple[str, _Key], float]) -> Dict[_Key, int]:
@@ -199,9 +186,12 @@ def _start_times(origin: Dict[_Key, Tuple[str, _Key]], created: Dict[Tuple[str, 
                 continue
             family = name[: len(name) - len(suffix)]
             seconds = created.get((family, tuple(p for p in own if p[0] != distinct)))
-            if seconds is not None and math.isfinite(seconds) and round(seconds * 1000):
-                out[key] = max(INT64_MIN, min(INT64_MAX, round(seconds * 1000)))
-                break
+            if seconds is None:
+                continue
+            ms = seconds * 1000
+            if INT64_MIN < ms < INT64_MAX and round(ms):  # not NaN, in range, not 0 ("unset" on the wire)
+                out[key] = round(ms)
+            break
     return out
 
 
@@ -212,11 +202,11 @@ def _name_at(line: str, lineno: int, pos: int, what: str) -> Tuple[str, int]:
         if not name:
             raise ParseError(lineno, pos + 1, f"empty {what}")
         return name, end
-    end = _names.LEGACY_METRIC_NAME.match(line, pos)
-    if end is None:
+    match = _names.LEGACY_METRIC_NAME.match(line, pos)
+    if match is None:
         found = repr(line[pos]) if pos < len(line) else "the end of the line"
         raise ParseError(lineno, pos + 1, f"expected a {what}, found {found}")
-    return end.group(), end.end()
+    return match.group(), match.end()
 
 
 def _comment(line: str, lineno: int, families: Dict[str, _Family]) -> None:
@@ -252,9 +242,13 @@ def _comment(line: str, lineno: int, families: Dict[str, _Family]) -> None:
         family.type, family.typed = TYPES[word], True
 
 
-def _sample_line(line: str, lineno: int, openmetrics: bool) -> _Sample:
-    """``name{labels} value [timestamp] [# {labels} value [timestamp]]``, parsed."""
+def _sample_line(line: str, lineno: int, openmetrics: bool, now: int) -> Tuple[str, _Sample]:
+    """``name{labels} value [timestamp] [# {labels} value [timestamp]]``: the name and the rest.
+
+    A sample without a timestamp, and its exemplar without one, get `now`.
+    """
     out = _Sample()
+    out.stamp = now
     pos = _SPACE.match(line).end()
     if line[pos] == '"':
         raise ParseError(lineno, pos + 1, 'a quoted metric name goes inside the braces: {"name", label="value"}')
@@ -268,33 +262,37 @@ def _sample_line(line: str, lineno: int, openmetrics: bool) -> _Sample:
     if out.name is None:
         raise ParseError(lineno, brace + 1, 'no metric name (give it before the braces, or quoted inside them)')
     out.value, pos = _number(line, lineno, pos, "sample value")
-    if pos < len(line) and line[pos] != "#":
+    stamped = pos < len(line) and line[pos] != "#"
+    if stamped:
         out.stamp, pos = _timestamp(line, lineno, pos, openmetrics)
     if pos < len(line):
-        if line[pos] != "#" or not line.startswith("# ", pos):
-            what = "timestamp" if out.stamp is not None else "value"
+        if not line.startswith("# ", pos):
+            what = "timestamp" if stamped else "value"
             raise ParseError(lineno, pos + 1, f"unexpected text after the {what}: {excerpt(line[pos:])}")
         if not openmetrics:
             raise ParseError(lineno, pos + 1, "an exemplar ('# {...}') is OpenMetrics: such text ends with '# EOF'")
-        out.exemplar = _exemplar_at(line, lineno, pos + 2)
-    return out
+        out.exemplar = _exemplar_at(line, lineno, pos + 2, out.stamp)
+    return out.name, out
 
 
-def _exemplar_at(line: str, lineno: int, pos: int) -> Tuple[Dict[str, str], float, Optional[int], int]:
-    """An OpenMetrics exemplar ``{labels} value [timestamp]`` from `pos` to the end of the line."""
+def _exemplar_at(line: str, lineno: int, pos: int, stamp: int) -> Exemplar:
+    """An OpenMetrics exemplar ``{labels} value [timestamp]`` from `pos` to the end of the line
+    (`stamp`, its sample's time, when it has none of its own)."""
     column = pos + 1
     pos = _SPACE.match(line, pos).end()
     if pos >= len(line) or line[pos] != "{":
         raise ParseError(lineno, pos + 1, "expected '{' to open the exemplar's labels")
-    holder = _Sample()
-    pos = _labels(line, lineno, pos + 1, holder, exemplar=True)
+    found = _Sample()
+    pos = _labels(line, lineno, pos + 1, found, exemplar=True)
     value, pos = _number(line, lineno, pos, "exemplar value")
-    stamp = None
     if pos < len(line):
         stamp, pos = _timestamp(line, lineno, pos, True)
         if pos < len(line):
             raise ParseError(lineno, pos + 1, f"unexpected text after the exemplar: {excerpt(line[pos:])}")
-    return holder.labels, value, stamp, column
+    try:
+        return Exemplar({n: v for n, v in found.labels.items() if v}, value, timestamp_ms=stamp)
+    except ValueError as exc:
+        raise ParseError(lineno, column, f"exemplar: {exc}") from None
 
 
 def _number(line: str, lineno: int, pos: int, what: str) -> Tuple[float, int]:

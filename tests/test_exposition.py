@@ -296,6 +296,13 @@ build_info{version="1.2"} 1
 # TYPE plain gauge
 plain 2.5 1e9
 plain_created 7
+# TYPE odd counter
+odd_total{at="huge"} 1
+odd_created{at="huge"} 1e17
+odd_total{at="zero"} 1
+odd_created{at="zero"} 0
+odd_total{at="nan"} 1
+odd_created{at="nan"} NaN
 # EOF
 """
 
@@ -319,12 +326,15 @@ def test_openmetrics_text() -> None:
     assert series["plain", None].samples == [(2.5, 1_000_000_000_000)]
     assert series["plain", None].start_timestamp_ms is None  # a gauge has no _created
     assert series["build_info", None].samples == [(1.0, NOW)]
+    odd = {dict(ts.labels)["at"]: ts.start_timestamp_ms for ts in request.timeseries if "odd" in dict(ts.labels)["__name__"]}
+    assert odd == {"huge": None, "zero": None, "nan": None}  # no start time rather than a wrong one
     assert request.metadata == [
         MetricMetadata(MetricType.COUNTER, "acme_http_requests", "Requests served.", "requests"),
         MetricMetadata(MetricType.HISTOGRAM, "rpc_seconds", "", "seconds"),
         MetricMetadata(MetricType.SUMMARY, "q", ""),
         MetricMetadata(MetricType.INFO, "build", ""),
         MetricMetadata(MetricType.GAUGE, "plain", ""),
+        MetricMetadata(MetricType.COUNTER, "odd", ""),
     ]
 
 
