@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import List
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promwrite import MetricMetadata, MetricType, TimeSeries
 from promwrite.exposition import ParseError, parse
@@ -369,3 +372,20 @@ def test_openmetrics_errors(text: str, line: int, column: int, words: str) -> No
         parse(text, now_ms=NOW)
     assert (info.value.line, info.value.column) == (line, column), str(info.value)
     assert words in str(info.value)
+
+
+PIECES = ['m', 'a_b', '{', '}', '"', '=', ',', ' ', '\t', '#', '# ', '\\', '\\n', '\n', '1', '.', 'e', '-', '+',
+          'Inf', 'NaN', '_created', '_total', '# EOF', '# TYPE ', 'counter', '# HELP ', '# UNIT ', 'ü', '\r', ':',
+          '{"x.y"', '"q"="v"', 'le="1"', '1700000000.5', '9' * 25]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=40), st.booleans())
+def test_any_text_parses_or_raises_parse_error(pieces: List[str], openmetrics: bool) -> None:
+    text = "".join(pieces) + ("\n# EOF\n" if openmetrics else "")
+    try:
+        request = parse(text, now_ms=NOW)
+    except ParseError as exc:
+        assert len(exc.problem) < 200
+    else:
+        assert all(ts.samples for ts in request.timeseries)
