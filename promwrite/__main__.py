@@ -81,7 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
     send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server (default 30)")
     send.add_argument("--utf8-names", action="store_true",
                       help="send metric and label names that are not legacy ones (e.g. Prometheus 3's quoted"
-                           ' {"my.metric"}) as they are; Prometheus 2.x refuses them')
+                           ' {"my.metric"}) as they are; not every receiver takes them')
 
     receive = commands.add_parser(
         "receive",
@@ -246,7 +246,7 @@ def _refuse_utf8_names(request: Any, source: str) -> None:
             else:
                 continue
             raise _Fail(2, f"{source}: {what} is not a legacy name; --utf8-names sends such names as they are"
-                           " (Prometheus 3 and VictoriaMetrics take them, Prometheus 2.x does not)")
+                           " (not every receiver takes them)")
 
 
 # ---- receive -------------------------------------------------------------------

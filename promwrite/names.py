@@ -4,9 +4,9 @@
 
 This mirrors Go's ``model.NameValidationScheme``. Legacy names (label names
 ``[a-zA-Z_][a-zA-Z0-9_]*``, metric names ``[a-zA-Z_:][a-zA-Z0-9_:]*``) are what
-Prometheus 2.x and most receivers accept; "utf-8" allows any non-empty name
-(Prometheus 3 stores them) and sends it as is. Both backends' label kernels
-read the mode on every call.
+every receiver accepts, hence the default; "utf-8" allows any non-empty name, as
+Prometheus 3 does, and sends it as is. Both backends' label kernels read the
+mode on every call.
 """
 
 from __future__ import annotations
