@@ -157,10 +157,14 @@ def parse(
                 _comment(line, lineno, families)
             continue
         name, sample = _sample_line(line, lineno, openmetrics, now)
-        found = {**sample.labels, "__name__": name, **extra}
-        key = tuple(sorted((n, v) for n, v in found.items() if v))
+        found = sample.labels
         if openmetrics:
-            own = tuple(sorted((n, v) for n, v in sample.labels.items() if v))
+            own = tuple(sorted((n, v) for n, v in found.items() if v))
+        found["__name__"] = name
+        if extra:
+            found.update(extra)
+        key = tuple(sorted(found.items() if "" not in found.values() else ((n, v) for n, v in found.items() if v)))
+        if openmetrics:
             origin.setdefault(key, (name, own))
             family = families.get(name[:-8]) if name.endswith("_created") else None
             if family is not None and family.type in _CREATED_TYPES:
@@ -249,7 +253,7 @@ def _sample_line(line: str, lineno: int, openmetrics: bool, now: int) -> Tuple[s
     """
     out = _Sample()
     out.stamp = now
-    pos = _SPACE.match(line).end()
+    pos = _SPACE.match(line).end() if line[0] in " \t" else 0
     if line[pos] == '"':
         raise ParseError(lineno, pos + 1, 'a quoted metric name goes inside the braces: {"name", label="value"}')
     if line[pos] != "{":
@@ -351,22 +355,31 @@ def _seconds_ms(token: str) -> Optional[int]:
     return int(exact.multiply(seconds, 1000).to_integral_value(context=exact))
 
 
-def _quoted(line: str, lineno: int, pos: int, what: str) -> Tuple[str, int]:
-    """The string quoted at line[pos] ('"'), unescaped, and the position after its closing quote."""
-    parts: List[str] = []
-    pos += 1
+def _quoted(line: str, lineno: int, pos: int, what: str, label: Optional[str] = None) -> Tuple[str, int]:
+    """The string quoted at line[pos] ('"'), unescaped, and the position after its closing quote.
+
+    Errors call it `what` (of `label`, when it is a label's value).
+    """
+    start = pos + 1
+    end = _PLAIN.match(line, start).end()
+    if end < len(line) and line[end] == '"':  # no escapes: the common case
+        return line[start:end], end + 1
+    parts = [line[start:end]]
     while True:
-        end = _PLAIN.match(line, pos).end()
-        parts.append(line[pos:end])
-        if end >= len(line):
-            raise ParseError(lineno, end + 1, f"unterminated {what}")
-        if line[end] == '"':
-            return "".join(parts), end + 1
+        if end >= len(line) or line[end] != "\\":
+            break
         escaped = line[end + 1 : end + 2]
         if escaped not in _ESCAPES:
+            what += "" if label is None else f" {excerpt(label)}"
             raise ParseError(lineno, end + 1, f"invalid escape '\\{escaped}' in {what} (want \\\\, \\\" or \\n)")
         parts.append(_ESCAPES[escaped])
         pos = end + 2
+        end = _PLAIN.match(line, pos).end()
+        parts.append(line[pos:end])
+    if end >= len(line):
+        what += "" if label is None else f" {excerpt(label)}"
+        raise ParseError(lineno, end + 1, f"unterminated {what}")
+    return "".join(parts), end + 1
 
 
 def _labels(line: str, lineno: int, pos: int, out: _Sample, exemplar: bool = False) -> int:
@@ -377,7 +390,8 @@ def _labels(line: str, lineno: int, pos: int, out: _Sample, exemplar: bool = Fal
     """
     labels = out.labels
     while True:
-        pos = _SPACE.match(line, pos).end()
+        if pos < len(line) and line[pos] in " \t":
+            pos = _SPACE.match(line, pos).end()
         if pos < len(line) and line[pos] == "}":
             return pos + 1
         at = pos
@@ -390,7 +404,8 @@ def _labels(line: str, lineno: int, pos: int, out: _Sample, exemplar: bool = Fal
                 found = repr(line[pos]) if pos < len(line) else "the end of the line"
                 raise ParseError(lineno, pos + 1, f"expected a label name or '}}', found {found}")
             name, pos = match.group(), match.end()
-        pos = _SPACE.match(line, pos).end()
+        if pos < len(line) and line[pos] in " \t":
+            pos = _SPACE.match(line, pos).end()
         if quoted and not exemplar and (pos >= len(line) or line[pos] in ",}"):
             _set_name(out, name, lineno, at)
         else:
@@ -400,15 +415,18 @@ def _labels(line: str, lineno: int, pos: int, out: _Sample, exemplar: bool = Fal
                 raise ParseError(lineno, at + 1, f"duplicate label {excerpt(name)}")
             if pos >= len(line) or line[pos] != "=":
                 raise ParseError(lineno, pos + 1, f"expected '=' after label name {excerpt(name)}")
-            pos = _SPACE.match(line, pos + 1).end()
+            pos += 1
+            if pos < len(line) and line[pos] in " \t":
+                pos = _SPACE.match(line, pos).end()
             if pos >= len(line) or line[pos] != '"':
                 raise ParseError(lineno, pos + 1, f"expected '\"' to open the value of label {excerpt(name)}")
-            value, pos = _quoted(line, lineno, pos, f"value of label {excerpt(name)}")
+            value, pos = _quoted(line, lineno, pos, "value of label", name)
             if name == "__name__" and not exemplar:
                 _set_name(out, value, lineno, at)
             else:
                 labels[name] = value
-            pos = _SPACE.match(line, pos).end()
+            if pos < len(line) and line[pos] in " \t":
+                pos = _SPACE.match(line, pos).end()
         if pos < len(line) and line[pos] == ",":
             pos += 1
             continue
