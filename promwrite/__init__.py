@@ -6,8 +6,14 @@
         promwrite.TimeSeries({"__name__": "my_metric", "job": "demo"}, sample=promwrite.Sample(42.0)),
     ]))
 
-`promwrite.backend` says which encoder runs: "native" (C) or "python".
+`promwrite.backend` says which encoder runs: "native" (C) or "python", and
+`promwrite.backend_reason` why. Public submodules (`promwrite.snappy`,
+`promwrite.receiver`, ...) load on first use.
 """
+
+import importlib
+import importlib.util
+from types import ModuleType
 
 from . import _backend
 from ._version import __version__
@@ -48,6 +54,16 @@ from .writer import FailedBatch, QueueFullError, Writer, WriterStats
 
 #: "native" when the C accelerator is in use, "python" otherwise.
 backend: str = _backend.name
+#: Why that backend runs, as a sentence; for "python", also how to get the C accelerator.
+backend_reason: str = _backend.reason
+
+
+def __getattr__(name: str) -> ModuleType:
+    """A public submodule (``promwrite.snappy``, ``promwrite.receiver``, ...), imported on first use."""
+    public = name.isidentifier() and not name.startswith("_")
+    if public and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "STALE_NAN",
@@ -88,6 +104,7 @@ __all__ = [
     "WriterStats",
     "__version__",
     "backend",
+    "backend_reason",
     "decode",
     "encode",
     "is_stale_nan",

@@ -21,7 +21,26 @@ import threading
 import time
 from typing import Any, Dict, List, NoReturn, Optional, TextIO
 
-from . import __version__
+from . import __version__, _backend
+
+
+def about() -> str:
+    """The version, where it was imported from, the backend and why: `--version` and `send -v`."""
+    where = os.path.dirname(os.path.abspath(__file__))
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"promwrite {__version__} from {where} (Python {python})\nbackend {_backend.name}: {_backend.reason}"
+
+
+class _About(argparse.Action):
+    """--version: prints `about()` unwrapped (argparse's version action refills the text)."""
+
+    def __init__(self, option_strings: List[str], dest: str, help: Optional[str] = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: Optional[str] = None) -> None:
+        print(about())
+        parser.exit()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,16 +60,28 @@ class _Fail(Exception):
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="promwrite", allow_abbrev=False, description="Push metrics to Prometheus remote-write endpoints.")
-    parser.add_argument("--version", action="version", version=f"promwrite {__version__}")
+    parser.add_argument("--version", action=_About, help="show the version, the backend (native or python) and why, and exit")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    demo = commands.add_parser("demo", allow_abbrev=False, help="write a realistic batch to an embedded receiver and verify it")
+    demo = commands.add_parser(
+        "demo",
+        allow_abbrev=False,
+        help="write a realistic batch to an embedded receiver and verify it",
+        description=(
+            "Start a remote-write receiver inside this process on 127.0.0.1, write a realistic batch"
+            " (node-exporter-like series) to it through the real Client over HTTP, decode what arrived and"
+            " check it is exactly what was sent; print series, samples, bytes on the wire, compression,"
+            " the backend that ran (native C or pure Python) and why, and timings. Exit code 0 when"
+            " everything arrived intact, 1 otherwise."
+        ),
+    )
     demo.add_argument("--series", type=int, default=2000, help="series to write (default 2000)")
     demo.add_argument("--samples", type=int, default=10, help="samples per series (default 10)")
 
     send = commands.add_parser(
         "send",
         allow_abbrev=False,
+        usage="%(prog)s [options] URL [SAMPLE ...]",
         help="push samples in the Prometheus text exposition format",
         description=(
             "Push samples in the Prometheus text exposition format (metric{label=\"v\"} value"
@@ -64,7 +95,8 @@ def _build_parser() -> argparse.ArgumentParser:
             "A password is never taken as an argument: use PROMWRITE_PASSWORD or --password-file."
         ),
     )
-    send.add_argument("url", metavar="URL", help="the remote-write URL, e.g. http://localhost:9090/api/v1/write")
+    send.add_argument("url", metavar="URL", nargs="?",  # checked in _send: argparse's message would call SAMPLE required
+                      help="the remote-write URL, e.g. http://localhost:9090/api/v1/write")
     send.add_argument("samples", metavar="SAMPLE", nargs="*", help="sample lines; none or '-' reads standard input")
     send.add_argument("--label", "-l", action="append", default=[], metavar="NAME=VALUE",
                       help="add a label to every series (repeatable; wins over the sample's own)")
@@ -82,6 +114,8 @@ def _build_parser() -> argparse.ArgumentParser:
     send.add_argument("--utf8-names", action="store_true",
                       help="send metric and label names that are not legacy ones (e.g. Prometheus 3's quoted"
                            ' {"my.metric"}) as they are; not every receiver takes them')
+    send.add_argument("--verbose", "-v", action="store_true",
+                      help="also print the version, the backend (native or python) and why, on stderr")
 
     receive = commands.add_parser(
         "receive",
@@ -162,6 +196,11 @@ def _send(args: argparse.Namespace) -> int:
     from .exposition import ParseError, parse
     from .names import UTF8, set_name_validation
 
+    if args.url is None:
+        raise _Fail(2, "no URL given; usage: promwrite send [options] URL [SAMPLE ...], with the samples"
+                       " from the arguments, or from standard input when there are none (see --help)")
+    if args.verbose:
+        print(about(), file=sys.stderr)
     labels = _pairs(args.label, "=", "--label")
     headers = _pairs(args.header, ":", "--header")
     auth: Any = None

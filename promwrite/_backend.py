@@ -8,17 +8,17 @@ byte-identical output; the tests run every codec test against each.
 
 `PROMWRITE_BACKEND` picks: unset or ``auto`` (native when built, else python),
 ``python`` (force the fallback), ``native`` (a missing accelerator is an
-ImportError, for deployments that must not silently run slow).
+ImportError, for deployments that must not silently run slow). Importing never
+warns: `reason` says in a sentence why the backend was chosen, on demand.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from array import array
 from typing import List, Optional, Protocol, Sequence, Tuple
 
-__all__ = ["Kernels", "available", "kernels", "name"]
+__all__ = ["Kernels", "available", "kernels", "name", "reason"]
 
 
 class Kernels(Protocol):
@@ -125,7 +125,7 @@ class Kernels(Protocol):
     def decompress(self, data: bytes, max_length: int) -> bytes: ...
 
 
-def _load_native() -> Tuple[Optional[Kernels], Optional[BaseException]]:
+def _load_native() -> Tuple[Optional[Kernels], Optional[ImportError]]:
     try:
         from . import _native
     except ImportError as exc:
@@ -148,30 +148,50 @@ def available() -> List[Kernels]:
     return found
 
 
-def _choose() -> Kernels:
+def _why_not_native(error: ImportError) -> str:
+    """Why the C accelerator did not import, and how to get it, as one sentence."""
+    missing = error.name if isinstance(error, ModuleNotFoundError) else None
+    if missing == "_cffi_backend":
+        return (
+            "the C accelerator is built but cffi, which it needs at run time, is not installed;"
+            " for the C backend: pip install cffi (or install promwrite[native])"
+        )
+    if missing != f"{__package__}._cext":
+        return f"the C accelerator did not import ({error})"
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    checkout = os.path.dirname(package_dir)
+    if os.path.isfile(os.path.join(checkout, "setup.py")) and os.path.isdir(os.path.join(checkout, "csrc")):
+        return (
+            f"promwrite was imported from the source folder {package_dir}, where no C module is built"
+            " (`python -m promwrite` run inside a checkout imports that folder, not the installed package);"
+            " for the C backend: run the installed `promwrite` command, or run from another directory,"
+            " or build in place with `python setup.py build_ext --inplace`"
+        )
+    return (
+        "the C accelerator was not built when promwrite was installed (no C compiler or no cffi at"
+        " build time); for the C backend: install a C compiler, then"
+        " pip install --force-reinstall --no-cache-dir 'promwrite[native]'"
+    )
+
+
+def _choose() -> Tuple[Kernels, str]:
+    """The backend PROMWRITE_BACKEND asks for, and why it was chosen."""
     policy = os.environ.get("PROMWRITE_BACKEND", "auto").strip().lower() or "auto"
     if policy == "python":
-        return _load_python()
+        return _load_python(), "PROMWRITE_BACKEND=python forces the pure-Python backend; unset it for the C accelerator"
     if policy not in ("auto", "native"):
         raise ImportError(f"PROMWRITE_BACKEND={policy!r}: expected 'auto', 'native' or 'python'")
     native, error = _load_native()
     if native is not None:
-        return native
-    if isinstance(error, ModuleNotFoundError) and error.name == "_cffi_backend":
-        warnings.warn(
-            "promwrite's C accelerator is built but cffi is not installed, so the"
-            " slower pure-Python backend runs; `pip install cffi` (or"
-            " promwrite[native]) enables the accelerator",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        return native, "the C accelerator is built and imports"
+    assert error is not None
+    why = _why_not_native(error)
     if policy == "native":
-        raise ImportError(
-            "PROMWRITE_BACKEND=native but the C accelerator is not available "
-            f"({error}); reinstall promwrite with a C compiler and cffi"
-        )
-    return _load_python()
+        raise ImportError(f"PROMWRITE_BACKEND=native requires the C accelerator: {why}")
+    return _load_python(), why
 
 
-kernels: Kernels = _choose()
+#: `kernels` run the codec; `reason` says in a sentence why they were chosen (and, for
+#: python, how to get the C accelerator).
+kernels, reason = _choose()
 name: str = kernels.name

@@ -86,6 +86,7 @@ def run(series: int = 2000, samples: int = 10, out: TextIO = sys.stdout) -> int:
     lines = [
         f"promwrite demo: {receiver.url} (embedded receiver, HTTP {response.status})",
         f"  backend          {_backend.name}",
+        f"  backend reason   {_backend.reason}",
         f"  series           {series:,}",
         f"  samples          {total:,}",
         f"  protobuf bytes   {raw_size:,}",

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+import promwrite
 from promwrite import Client, MetricType, TimeSeries, WriteRequest
 from promwrite.exposition import parse
 from promwrite.receiver import Receiver
@@ -48,6 +49,29 @@ def test_help_on_every_command(command: List[str]) -> None:
     result = run([*command, "--help"])
     assert result.returncode == 0 and result.stdout.startswith("usage: promwrite"), result
     assert result.stderr == ""
+    description = result.stdout.split("\n\n")[1]  # the paragraph after the usage lines
+    assert not description.startswith(("options:", "positional arguments:")), result.stdout
+
+
+def test_version_says_backend_and_why() -> None:
+    result = run(["--version"])
+    assert result.returncode == 0 and result.stderr == "", result
+    assert result.stdout.startswith(f"promwrite {promwrite.__version__} from {ROOT / 'promwrite'} (Python ")
+    assert f"\nbackend {promwrite.backend}: {promwrite.backend_reason}\n" in result.stdout
+
+
+def test_send_without_url_says_where_samples_come_from() -> None:
+    err = one_line_error(run(["send"]), 2, "no URL given", "promwrite send [options] URL [SAMPLE ...]",
+                         "from the arguments, or from standard input")
+    assert "required" not in err
+
+
+def test_send_verbose_names_the_backend() -> None:
+    with Receiver() as receiver:
+        result = run(["send", "-v", receiver.url, "up 1"])
+        assert result.returncode == 0, result.stderr
+        assert f"backend {promwrite.backend}: {promwrite.backend_reason}" in result.stderr
+        assert len(receiver.received) == 1
 
 
 def test_send_arguments_to_receiver() -> None:
@@ -198,6 +222,7 @@ def test_demo() -> None:
     result = run(["demo", "--series", "60", "--samples", "3"])
     assert result.returncode == 0, result.stderr
     assert "every series and sample arrived intact" in result.stdout
+    assert f"  backend          {promwrite.backend}\n  backend reason   {promwrite.backend_reason}\n" in result.stdout
 
 
 # ---- a real exporter, piped through `promwrite send` ------------------------------
