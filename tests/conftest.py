@@ -1,9 +1,16 @@
-"""Shared fixtures: every codec test runs once per backend (python, native)."""
+"""Shared fixtures: every codec test runs once per backend (python, native).
+
+A quick run (the default) deselects the tests marked ``long`` (fuzzing,
+sanitizer builds, fresh installs) unless their file is named on the command
+line, and runs a tenth of each property test's Hypothesis examples (`examples`);
+a full run, PROMWRITE_FULL=1 (``./scripts/test --full``; CI), runs everything.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import List
+import pathlib
+from typing import List, Set
 
 import pytest
 
@@ -20,6 +27,36 @@ def _backends() -> List[_backend.Kernels]:
 
 
 BACKENDS = _backends()
+FULL = os.environ.get("PROMWRITE_FULL") == "1"
+
+
+def examples(n: int) -> int:
+    """Hypothesis examples for a property test: `n` in a full run, a tenth (at least 25) in a quick one."""
+    return n if FULL else min(n, max(25, n // 10))
+
+
+def _named_files(config: pytest.Config) -> Set[pathlib.Path]:
+    """The test files named on the command line (a file, or a test in it)."""
+    base = config.invocation_params.dir
+    paths = {(base / arg.split("::")[0]).resolve() for arg in config.args}
+    return {p for p in paths if p.is_file()}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    if FULL:
+        return
+    named = _named_files(config)
+    long = [i for i in items if i.get_closest_marker("long") and i.path.resolve() not in named]
+    if long:
+        config.hook.pytest_deselected(items=long)
+        dropped = set(long)
+        items[:] = [i for i in items if i not in dropped]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if FULL:
+        return "full run (PROMWRITE_FULL=1): long tests included"
+    return "quick run: long tests (fuzzing, sanitizers, fresh installs) deselected; PROMWRITE_FULL=1 or ./scripts/test --full runs them (CI does)"
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda k: k.name)

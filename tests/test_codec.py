@@ -30,7 +30,7 @@ from promwrite import (
 from promwrite.codec import decode_payload, encode_with
 from promwrite.errors import DecodeError
 
-from .conftest import BACKENDS
+from .conftest import BACKENDS, examples
 from .prompb_ref import PB, to_pb
 
 INT64 = st.integers(-(1 << 63), (1 << 63) - 1)
@@ -135,7 +135,7 @@ def test_known_bytes(kernels) -> None:
     assert to_pb(req).SerializeToString() == expected
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(requests())
 def test_identical_to_official_protobuf(req: WriteRequest) -> None:
     reference = to_pb(req).SerializeToString()
@@ -143,7 +143,7 @@ def test_identical_to_official_protobuf(req: WriteRequest) -> None:
         assert encode_with(kernels, req, compress=False) == reference, kernels.name
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(requests())
 def test_round_trip_and_payload(req: WriteRequest) -> None:
     payloads = {k.name: encode_with(k, req, compress=True) for k in BACKENDS}
@@ -155,7 +155,7 @@ def test_round_trip_and_payload(req: WriteRequest) -> None:
     assert PB["WriteRequest"].FromString(raw) == to_pb(req)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(requests())
 def test_decode_reads_official_bytes(req: WriteRequest) -> None:
     assert decode(to_pb(req).SerializeToString()) == req
@@ -237,7 +237,7 @@ def test_labels_given_as_pairs_and_labels() -> None:
     assert a.labels == b.labels == c.labels == (Label("__name__", "m"), Label("job", "x"))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.binary(max_size=200))
 def test_decode_garbage_only_decode_error(data: bytes) -> None:
     try:
@@ -246,7 +246,7 @@ def test_decode_garbage_only_decode_error(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(requests(), st.data())
 def test_decode_mutated_only_decode_error(req: WriteRequest, data: st.DataObject) -> None:
     raw = bytearray(to_pb(req).SerializeToString())

@@ -28,7 +28,7 @@ from promwrite import (
 from promwrite.codec import decode_payload, encode_with
 from promwrite.errors import DecodeError
 
-from .conftest import BACKENDS
+from .conftest import BACKENDS, examples
 from .prompb2_ref import PB2, as_v2, to_pb2
 from .prompb_ref import to_pb
 from .test_codec import EXEMPLARS, FLOATS, INT64, METADATA, histograms, label_dicts, samples
@@ -114,7 +114,7 @@ def test_symbols_shared_across_labels_exemplars_and_metadata(kernels) -> None:
 # ---- the official library ---------------------------------------------------------
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(requests_v2())
 def test_identical_to_official_protobuf(req: WriteRequest) -> None:
     reference = to_pb2(req).SerializeToString()
@@ -122,7 +122,7 @@ def test_identical_to_official_protobuf(req: WriteRequest) -> None:
         assert v2_bytes(kernels, req) == reference, kernels.name
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(requests_v2())
 def test_round_trip_and_payload(req: WriteRequest) -> None:
     payloads = {k.name: v2_bytes(k, req, compress=True) for k in BACKENDS}
@@ -136,13 +136,13 @@ def test_round_trip_and_payload(req: WriteRequest) -> None:
     assert v2_bytes(BACKENDS[0], expected) == raw
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(requests_v2())
 def test_decode_reads_official_bytes(req: WriteRequest) -> None:
     assert decode(to_pb2(req).SerializeToString(), protocol=V2) == as_v2(req)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(requests_v2())
 def test_v2_bytes_read_as_v1_are_empty(req: WriteRequest) -> None:
     """Fields 1-3 are reserved in 2.0: a 1.0 receiver reads a 2.0 body as an empty request."""
@@ -347,7 +347,7 @@ def test_decode_refs_checked() -> None:
         decode(pb.SerializeToString(), protocol=V2)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.binary(max_size=200))
 def test_decode_garbage_only_decode_error(data: bytes) -> None:
     try:
@@ -356,7 +356,7 @@ def test_decode_garbage_only_decode_error(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(requests_v2(), st.data())
 def test_decode_mutated_only_decode_error(req: WriteRequest, data: st.DataObject) -> None:
     raw = bytearray(to_pb2(req).SerializeToString())

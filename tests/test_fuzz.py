@@ -171,6 +171,7 @@ def run_fuzzer(cmd: List[str], tmp_path: pathlib.Path, corpus: pathlib.Path, env
 
 # ---- libFuzzer: csrc/snappy.c under ASan + UBSan ----------------------------------------
 
+@pytest.mark.long  # a full run only (PROMWRITE_FULL=1, CI): see conftest.py
 def test_fuzz_snappy_c(tmp_path: pathlib.Path) -> None:
     clang = shutil.which("clang")
     if clang is None:
@@ -201,6 +202,7 @@ def test_fuzz_snappy_c(tmp_path: pathlib.Path) -> None:
 
 # ---- atheris: the Python targets ------------------------------------------------------
 
+@pytest.mark.long  # a full run only (PROMWRITE_FULL=1, CI): see conftest.py
 @pytest.mark.parametrize("script", ["fuzz_snappy.py", "fuzz_decode.py"])
 def test_fuzz_python(script: str, tmp_path: pathlib.Path) -> None:
     if importlib.util.find_spec("atheris") is None:

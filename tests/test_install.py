@@ -21,6 +21,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WARNING = "promwrite's C accelerator was not built"
 
+pytestmark = pytest.mark.long  # a full run only (PROMWRITE_FULL=1, CI): see conftest.py
+
 
 def run(cmd: List[str], cwd: pathlib.Path, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PROMWRITE_")}

@@ -29,6 +29,8 @@ from promwrite import _pyproto, names as name_rules
 from promwrite.errors import SeriesError
 from promwrite.model import STALE_NAN, LabelSet, Sample, TimeSeries, WriteRequest
 
+from .conftest import examples
+
 REQUIRE_NATIVE = os.environ.get("PROMWRITE_REQUIRE_NATIVE") == "1"
 try:
     from promwrite import _native
@@ -40,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - depends on the build
 from promwrite._cext import ffi  # noqa: E402
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # ------------------------------------------------------------------ helpers
@@ -338,7 +340,7 @@ def test_label_columns_length_mismatch_same_message() -> None:
     _same("encode_labels", ["__name__"], [], [1])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(valid_set(max_labels=60), st.randoms(use_true_random=False))
 def test_many_labels_sorted_like_python(pairs: List[Tuple[str, str]], rnd: Any) -> None:
     rnd.shuffle(pairs)  # big sets take the merge sort
@@ -462,7 +464,7 @@ def test_unordered_timestamps_same_error(args: Tuple[Any, ...], compress: bool) 
     _same("encode_request", *args, compress)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(request_args(), st.booleans())
 def test_extras_none_same_as_empty(args: Tuple[Any, ...], compress: bool) -> None:
     """extras=None and extras=[b""] * n give the same bytes, on both backends."""
@@ -624,7 +626,7 @@ def test_special_sample_encodings() -> None:
 # ------------------------------------------------------ the codec, threads
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(st.lists(st.tuples(valid_set(max_labels=5), st.booleans(), st.integers(0, 3)), max_size=8), st.booleans())
 def test_encode_with_identical(rows: List[Tuple[List[Tuple[str, str]], bool, int]], compress: bool) -> None:
     from promwrite.codec import encode_with

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from promwrite import _pyproto
 from promwrite.errors import SeriesError
 
-from .conftest import BACKENDS, REQUIRE_NATIVE
+from .conftest import BACKENDS, REQUIRE_NATIVE, examples
 
 NATIVE = next((k for k in BACKENDS if k.name == "native"), None)
 pytestmark = pytest.mark.skipif(
@@ -60,7 +60,7 @@ def outcome(fn, *args):
         return ("error", type(exc).__name__, str(exc))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.data())
 def test_symbols_identical(data: st.DataObject) -> None:
     sets = label_sets(data.draw)
@@ -81,7 +81,7 @@ def test_symbols_many_refs_identical() -> None:
     assert got[3][-2:].tolist() == [0, 2]  # "" and "m" (after "__name__") were known
 
 
-@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(500), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.data())
 def test_symbols_malformed_text_same_outcome(data: st.DataObject) -> None:
     text, lengths = labels_input(label_sets(data.draw, 3))
@@ -100,7 +100,7 @@ def test_symbols_malformed_text_same_outcome(data: st.DataObject) -> None:
     assert outcome(NATIVE.encode_symbols_v2, raw, lengths, strings) == outcome(PY.encode_symbols_v2, raw, lengths, strings)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.data())
 def test_request_identical(data: st.DataObject) -> None:
     n = data.draw(st.integers(0, 6))

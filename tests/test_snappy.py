@@ -17,6 +17,8 @@ from promwrite import _backend, _pysnappy, snappy
 from promwrite._pysnappy import varint
 from promwrite.errors import SnappyError
 
+from .conftest import examples
+
 cramjam = pytest.importorskip("cramjam")
 
 BACKENDS = {k.name: k for k in _backend.available()}
@@ -136,7 +138,7 @@ def outcome(fn: Callable[[], bytes]) -> Tuple[str, object]:
 # --- round trips and interop ---------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=SUPPRESS)
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=SUPPRESS)
 @given(data=data_strategy)
 def test_round_trip(kernels, data):
     packed = kernels.compress(data)
@@ -144,7 +146,7 @@ def test_round_trip(kernels, data):
     assert kernels.decompress(packed, len(data)) == data
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=SUPPRESS)
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=SUPPRESS)
 @given(data=data_strategy)
 def test_google_reads_ours_and_we_read_googles(kernels, data):
     assert google_decompress(kernels.compress(data)) == data
@@ -178,7 +180,7 @@ def test_incompressible_input_barely_grows(kernels):
 
 
 @needs_native
-@settings(max_examples=500, deadline=None, suppress_health_check=SUPPRESS)
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=SUPPRESS)
 @given(data=data_strategy)
 def test_backends_compress_identically(data):
     assert NATIVE.compress(data) == PY.compress(data)
@@ -198,7 +200,7 @@ def test_backends_compress_realistic_identically():
 
 
 @needs_native
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(data=st.binary(max_size=200), cut=st.integers(0, 400))
 def test_backends_agree_on_arbitrary_input(data, cut):
     """Same bytes or the same error message, for garbage and for truncations."""

@@ -12,6 +12,8 @@ import pytest
 
 from .ctools import COMPILERS, assert_compiles, cc_id, run_sanitized
 
+pytestmark = pytest.mark.long  # a full run only (PROMWRITE_FULL=1, CI): see conftest.py
+
 
 @pytest.mark.parametrize("cc", COMPILERS, ids=cc_id)
 def test_snappy_c_compiles_warning_free(cc, tmp_path):
