@@ -3,6 +3,7 @@
     promwrite send URL [SAMPLE ...]     push exposition-format samples (arguments, or stdin)
     promwrite receive [--port P]        a remote-write receiver that prints every write
     promwrite demo                      the README's main job on an embedded receiver
+    promwrite --version                 version, backend (native or python) and why
 
 Exit codes: 0 success, 1 the write failed (the server refused it, or could not
 be reached), 2 a usage or parse error; errors are one line on stderr.
