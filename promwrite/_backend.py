@@ -2,7 +2,8 @@
 
 A backend is a set of *kernels*: the few bulk operations that dominate the cost
 of a write (label encoding, request framing, remote write 2.0's string
-interning and framing, snappy). `codec` and `snappy` hold
+interning and framing, snappy) or of a decode (checking and flattening a
+request). `codec` and `snappy` hold
 the logic around them and call whichever set was chosen here. Both sets produce
 byte-identical output; the tests run every codec test against each.
 
@@ -16,7 +17,10 @@ from __future__ import annotations
 
 import os
 from array import array
-from typing import List, Optional, Protocol, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Protocol, Sequence, Tuple
+
+if TYPE_CHECKING:
+    from ._pydecode import Decoded
 
 __all__ = ["Kernels", "available", "kernels", "name", "reason"]
 
@@ -79,6 +83,20 @@ class Kernels(Protocol):
         (histogram, exemplar and metadata fields; None when no series has
         any). Timestamp order and `compress` as for encode_request.
 
+    decode_v1(data, limits, seed) -> _pydecode.Decoded
+    decode_v2(data, limits, seed) -> _pydecode.Decoded
+        A serialized prometheus.WriteRequest (io.prometheus.write.v2.Request)
+        checked and flattened: every distinct string once (decoded), every
+        distinct label pair once (string ids), per series its label pair ids
+        and sample count, samples as arrays, exemplars, histograms (byte
+        ranges of checked messages) and metadata as rows, the series whose
+        label names are not sorted. `limits` (8 ints, `_pydecode` order:
+        series, labels, samples, exemplars, histograms, buckets, metadata,
+        estimated bytes of the objects to build) are counted as the walk goes;
+        `seed` keys hash tables. Raises DecodeError (DecodeLimitError over a
+        limit) worded by `_pydecode.error`: both kernels give equal columns or
+        the same error for every input.
+
     compress(data) -> bytes, decompress(data, max_length) -> bytes
         Snappy block format. decompress raises errors.SnappyError (a
         ValueError) on corrupt or truncated input, and when the declared length
@@ -119,6 +137,10 @@ class Kernels(Protocol):
         extras: Optional[Sequence[bytes]],
         compress: bool,
     ) -> bytes: ...
+
+    def decode_v1(self, data: bytes, limits: Sequence[int], seed: int) -> "Decoded": ...
+
+    def decode_v2(self, data: bytes, limits: Sequence[int], seed: int) -> "Decoded": ...
 
     def compress(self, data: bytes) -> bytes: ...
 

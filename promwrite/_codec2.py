@@ -1,4 +1,4 @@
-"""Remote write 2.0: encoding and decoding of ``io.prometheus.write.v2.Request``.
+"""Remote write 2.0: encoding of ``io.prometheus.write.v2.Request`` (decoding is in `decoder`).
 
 Reached through `promwrite.codec` (``encode(request, protocol="2.0")``,
 ``decode(data, protocol="2.0")``); the input is the same model as for 1.0.
@@ -19,7 +19,7 @@ serialization of the same message gives the same bytes):
   in one TimeSeries: a series with both is sent as two, the samples (and
   exemplars) first.
 
-`decode_v2` gives one TimeSeries per run of samples (then of histograms) that
+`decoder` gives one TimeSeries per run of samples (then of histograms) that
 share a start timestamp, each with the series' metadata (family name "") and
 the exemplars on the first; a request has no request-level metadata in 2.0.
 """
@@ -36,31 +36,22 @@ from ._pyproto import field_bytes, field_double, field_varint, varint
 from .codec import (
     _bad_samples,
     _Columns,
-    _decode_histogram as _decode_histogram_v1,
-    _fields,
     _histogram,
-    _int64,
     _label_fields,
     _named,
-    _new,
-    _repeated,
-    _text,
-    _double,
     metric_name,
 )
-from .errors import DecodeError, SeriesError
+from .errors import SeriesError
 from .model import (
     Exemplar,
     Histogram,
-    Label,
     MetricMetadata,
     MetricType,
-    Sample,
     TimeSeries,
     WriteRequest,
 )
 
-__all__ = ["decode_v2", "encode_v2", "resolve_metadata"]
+__all__ = ["encode_v2", "resolve_metadata"]
 
 _get_samples = attrgetter("samples")
 _get_histograms = attrgetter("histograms")
@@ -288,142 +279,3 @@ def _encode_columns(kernels: Kernels, columns: _Columns, metadata: Sequence[Metr
     return kernels.encode_request_v2(
         symbols, refs_text, refs_lengths, owner._ones, columns.values, columns.stamps, None, extras, compress
     )
-
-
-# --- decoding ------------------------------------------------------------------
-
-
-def decode_v2(data: bytes) -> WriteRequest:
-    """A WriteRequest from a serialized (uncompressed) io.prometheus.write.v2.Request.
-
-    Unknown fields are skipped; a reference outside the symbols table, an odd
-    number of label references, or malformed bytes raise DecodeError.
-    """
-    buf = memoryview(bytes(data))
-    symbols: List[str] = []
-    spans = []
-    for field, wt, val in _fields(buf, 0, len(buf)):
-        if field == 4 and wt == 2:
-            symbols.append(_text(buf, *val))  # type: ignore[misc]
-        elif field == 5 and wt == 2:
-            spans.append(val)
-    series: List[TimeSeries] = []
-    for start, end in spans:  # type: ignore[misc]
-        series += _decode_series(buf, start, end, symbols)
-    return WriteRequest(series)
-
-
-def _refs(buf: memoryview, wt: int, val: object) -> List[int]:
-    return _repeated(buf, wt, val, 0, lambda v: v)  # type: ignore[return-value]
-
-
-def _lookup(symbols: List[str], refs: List[int], what: str) -> List[str]:
-    try:
-        return [symbols[r & 0xFFFFFFFF] for r in refs]
-    except IndexError:
-        bad = next(r for r in refs if (r & 0xFFFFFFFF) >= len(symbols))
-        raise DecodeError(f"{what} refers to symbol {bad & 0xFFFFFFFF}, but there are {len(symbols)}") from None
-
-
-def _label_list(symbols: List[str], refs: List[int], what: str) -> Tuple[Label, ...]:
-    if len(refs) % 2:
-        raise DecodeError(f"{what} has an odd number of label references ({len(refs)})")
-    texts = _lookup(symbols, refs, what)
-    return tuple(Label(texts[i], texts[i + 1]) for i in range(0, len(texts), 2))
-
-
-def _decode_sample(buf: memoryview, start: int, end: int) -> Tuple[Sample, int]:
-    value, ts, begun = 0.0, 0, 0
-    for field, wt, val in _fields(buf, start, end):
-        if field == 1 and wt == 1:
-            value = _double(val)
-        elif field == 2 and wt == 0:
-            ts = _int64(val)  # type: ignore[arg-type]
-        elif field == 3 and wt == 0:
-            begun = _int64(val)  # type: ignore[arg-type]
-    return tuple.__new__(Sample, (value, ts)), begun  # type: ignore[return-value]
-
-
-def _decode_histogram(buf: memoryview, start: int, end: int) -> Tuple[Histogram, int]:
-    begun = 0
-    for field, wt, val in _fields(buf, start, end):
-        if field == 17 and wt == 0:
-            begun = _int64(val)  # type: ignore[arg-type]
-    return _decode_histogram_v1(buf, start, end), begun
-
-
-def _decode_exemplar(buf: memoryview, start: int, end: int, symbols: List[str]) -> Exemplar:
-    refs: List[int] = []
-    value, ts = 0.0, 0
-    for field, wt, val in _fields(buf, start, end):
-        if field == 1:
-            refs += _refs(buf, wt, val)
-        elif field == 2 and wt == 1:
-            value = _double(val)
-        elif field == 3 and wt == 0:
-            ts = _int64(val)  # type: ignore[arg-type]
-    labels = _label_list(symbols, refs, "an exemplar")
-    return _new(Exemplar, labels=labels, value=value, timestamp_ms=ts)  # type: ignore[return-value]
-
-
-def _decode_metadata(buf: memoryview, start: int, end: int, symbols: List[str]) -> MetricMetadata:
-    kind: object = MetricType.UNKNOWN
-    refs = [0, 0]
-    for field, wt, val in _fields(buf, start, end):
-        if field == 1 and wt == 0:
-            try:
-                kind = MetricType(val)
-            except ValueError:
-                kind = val
-        elif field in (3, 4) and wt == 0:
-            refs[field - 3] = val  # type: ignore[call-overload]
-    help_, unit = _lookup(symbols, refs, "metadata")
-    return MetricMetadata(kind, "", help_, unit)  # type: ignore[arg-type]
-
-
-def _runs(items: List[Tuple[object, int]]) -> List[Tuple[List[object], int]]:
-    """Consecutive items grouped by equal start timestamp."""
-    out: List[Tuple[List[object], int]] = []
-    for item, begun in items:
-        if out and out[-1][1] == begun:
-            out[-1][0].append(item)
-        else:
-            out.append(([item], begun))
-    return out
-
-
-def _decode_series(buf: memoryview, start: int, end: int, symbols: List[str]) -> List[TimeSeries]:
-    refs: List[int] = []
-    samples: List[Tuple[object, int]] = []
-    histograms: List[Tuple[object, int]] = []
-    exemplars: List[Exemplar] = []
-    metadata: Optional[MetricMetadata] = None
-    for field, wt, val in _fields(buf, start, end):
-        if field == 1:
-            refs += _refs(buf, wt, val)
-        elif wt != 2:
-            continue
-        elif field == 2:
-            samples.append(_decode_sample(buf, *val))  # type: ignore[misc]
-        elif field == 3:
-            histograms.append(_decode_histogram(buf, *val))  # type: ignore[misc]
-        elif field == 4:
-            exemplars.append(_decode_exemplar(buf, *val, symbols))  # type: ignore[misc]
-        elif field == 5:
-            metadata = _decode_metadata(buf, *val, symbols)  # type: ignore[misc]
-    labels = _label_list(symbols, refs, "a series")
-    runs = [("samples", items, begun) for items, begun in _runs(samples)]
-    runs += [("histograms", items, begun) for items, begun in _runs(histograms)]
-    if not runs:
-        runs = [("samples", [], 0)]
-    out = []
-    for k, (what, items, begun) in enumerate(runs):
-        parts = {"samples": [], "histograms": []}
-        parts[what] = items
-        out.append(
-            _new(
-                TimeSeries, _labels=labels, samples=parts["samples"], histograms=parts["histograms"],
-                exemplars=exemplars if k == 0 else [], metadata=metadata, start_timestamp_ms=begun or None,
-            )  # fmt: skip
-        )
-    return out  # type: ignore[return-value]

@@ -384,6 +384,62 @@ def encode_request_v2(
     )
 
 
+# -------------------------------------------------------------- decoding ---
+# csrc/pbdec.c; twins of decode_v1 / decode_v2 in _pydecode.py. C checks the
+# wire and fills flat vectors; here they become arrays (one copy each) and the
+# distinct strings are decoded from one UTF-8 text in one call.
+
+from itertools import chain as _chain  # noqa: E402
+
+from . import _pydecode  # noqa: E402
+
+try:
+    _dec_v1 = lib.pw_decode_v1
+    _dec_v2 = lib.pw_decode_v2
+except AttributeError as _exc:  # an accelerator built before csrc/pbdec.c existed
+    raise ImportError(
+        f"promwrite._cext is out of date ({_exc}); rebuild it: pip install . (or python csrc/cffi_build.py)"
+    ) from None
+_dec_free = lib.pw_decoded_free
+_NVEC = lib.PW_DEC_NVEC
+_VALUES = lib.PW_DEC_VALUES
+
+
+def _vector(out, i: int, typecode: str = "q") -> "_array":
+    found = _array(typecode)
+    n = out.len[i]
+    if n:
+        found.frombytes(_buffer(out.vec[i], 8 * n))
+    return found
+
+
+def _decode(kernel, data: Buffer, limits: _Sequence[int], seed: int) -> _pydecode.Decoded:
+    src = _snappy_source(data)
+    lim = _from_buffer("int64_t[]", limits if type(limits) is _array else _array("q", limits))
+    out = _new("pw_decoded *")
+    try:
+        rc = kernel(src, len(src), lim, seed, out)
+        if rc:
+            raise _pydecode.error(rc, *out.err)
+        vectors = [_vector(out, i, "d" if i == _VALUES else "q") for i in range(_NVEC)]
+        ends = vectors[0]
+        text = str(_buffer(out.text, out.text_len), "utf-8") if out.text_len else ""
+        strings = list(map(text.__getitem__, map(slice, _chain((0,), ends), ends)))
+    finally:
+        _dec_free(out)
+    return _pydecode.Decoded(strings, *vectors[1:])
+
+
+def decode_v1(data: Buffer, limits: _Sequence[int], seed: int = 0) -> _pydecode.Decoded:
+    """A serialized prometheus.WriteRequest as columns, in C (see `_backend.Kernels`)."""
+    return _decode(_dec_v1, data, limits, seed)
+
+
+def decode_v2(data: Buffer, limits: _Sequence[int], seed: int = 0) -> _pydecode.Decoded:
+    """A serialized io.prometheus.write.v2.Request as columns, in C (see `_backend.Kernels`)."""
+    return _decode(_dec_v2, data, limits, seed)
+
+
 # --------------------------------------------------------------- KERNELS ---
 
 
@@ -397,6 +453,8 @@ class _NativeKernels:
     encode_request = staticmethod(encode_request)
     encode_symbols_v2 = staticmethod(encode_symbols_v2)
     encode_request_v2 = staticmethod(encode_request_v2)
+    decode_v1 = staticmethod(decode_v1)
+    decode_v2 = staticmethod(decode_v2)
 
     def __repr__(self) -> str:
         return "<promwrite backend 'native'>"

@@ -13,7 +13,7 @@ import struct
 from array import array
 from typing import List, Optional, Sequence, Tuple
 
-from . import _pysnappy, names as _names
+from . import _pydecode, _pysnappy, names as _names
 from ._pysnappy import SMALL_VARINTS as _SMALL, varint
 from .errors import SeriesError
 
@@ -304,6 +304,8 @@ class _PythonKernels:
     encode_request_v2 = staticmethod(encode_request_v2)
     compress = staticmethod(_pysnappy.compress)
     decompress = staticmethod(_pysnappy.decompress)
+    decode_v1 = staticmethod(_pydecode.decode_v1)
+    decode_v2 = staticmethod(_pydecode.decode_v2)
 
     def __repr__(self) -> str:
         return "<promwrite backend 'python'>"

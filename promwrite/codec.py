@@ -1,5 +1,6 @@
 """Encoding and decoding of ``prometheus.WriteRequest`` (remote write 1.0),
-and, with ``protocol="2.0"``, of ``io.prometheus.write.v2.Request`` (in `_codec2`).
+and, with ``protocol="2.0"``, of ``io.prometheus.write.v2.Request`` (encoding
+in `_codec2`, decoding in `decoder`).
 
 `encode` turns the model into the exact bytes the official protobuf library
 would produce; `encode_payload` also snappy-compresses them, as they go on the
@@ -14,9 +15,9 @@ import struct
 from array import array
 from itertools import chain
 from operator import attrgetter
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
-from . import _backend
+from . import _backend, decoder
 from ._backend import Kernels
 from ._pyproto import (
     field_bytes,
@@ -29,17 +30,16 @@ from ._pyproto import (
     varint,
     zigzag,
 )
-from .errors import DecodeError, SeriesError
+from .decoder import DecodeLimits
+from .errors import SeriesError
 from .model import (
     BucketSpan,
     Exemplar,
     Histogram,
-    Label,
     Labels,
     LabelSet,
     MetricMetadata,
     MetricType,
-    ResetHint,
     Sample,
     Time,
     TimeSeries,
@@ -51,7 +51,7 @@ from .model import (
     INT64_MIN,
 )
 
-__all__ = ["PROTOCOLS", "SeriesSet", "decode", "decode_payload", "encode", "encode_payload"]
+__all__ = ["PROTOCOLS", "DecodeLimits", "SeriesSet", "decode", "decode_payload", "encode", "encode_payload"]
 
 #: The remote-write protocol versions: "1.0" (prometheus.WriteRequest) and
 #: "2.0" (io.prometheus.write.v2.Request).
@@ -369,267 +369,24 @@ def _metadata(m: MetricMetadata) -> bytes:
     return field_bytes(3, body)
 
 
-# --- decoding ---------------------------------------------------------------
-
-_U64 = struct.Struct("<Q")
-_F64 = struct.Struct("<d")
-_Field = Tuple[int, int, object]  # field number, wire type, value (int or (start, end))
+# --- decoding (in `decoder`) ---------------------------------------------------
 
 
-def decode(data: bytes, protocol: str = "1.0") -> WriteRequest:
+def decode(data: bytes, protocol: str = "1.0", *, limits: Optional[DecodeLimits] = None) -> WriteRequest:
     """A WriteRequest from its serialized (uncompressed) bytes; unknown fields are skipped.
 
     Reads what any protobuf implementation (Prometheus, the official library,
-    promwrite) writes; raises DecodeError for anything malformed. Decoded
-    objects are taken as they are on the wire, without the encoder's checks.
-    `protocol` "2.0" reads an io.prometheus.write.v2.Request (see `_codec2`:
-    strings resolved, per-series metadata and start timestamps kept).
+    promwrite) writes; raises DecodeError for anything malformed, and
+    DecodeLimitError for a request over `limits` (default: `DecodeLimits()`).
+    Decoded objects are taken as they are on the wire, without the encoder's
+    checks. `protocol` "2.0" reads an io.prometheus.write.v2.Request (strings
+    resolved, per-series metadata and start timestamps kept; see `_codec2`).
     """
-    if protocol != "1.0":
-        from ._codec2 import decode_v2
-
-        _check_protocol(protocol)
-        return decode_v2(data)
-    buf = memoryview(bytes(data))
-    series: List[TimeSeries] = []
-    metadata: List[MetricMetadata] = []
-    for field, wt, val in _fields(buf, 0, len(buf)):
-        if field == 1 and wt == 2:
-            series.append(_decode_series(buf, *val))  # type: ignore[misc]
-        elif field == 3 and wt == 2:
-            metadata.append(_decode_metadata(buf, *val))  # type: ignore[misc]
-    return WriteRequest(series, metadata)
+    return decoder.decode_with(_backend.kernels, data, _check_protocol(protocol), limits)
 
 
-def decode_payload(data: bytes, max_length: Optional[int] = None, protocol: str = "1.0") -> WriteRequest:
-    """A WriteRequest from a remote-write body (snappy-compressed protobuf)."""
-    from . import snappy
-
-    _check_protocol(protocol)
-    raw = snappy.decompress(data) if max_length is None else snappy.decompress(data, max_length)
-    return decode(raw, protocol)
-
-
-def _varint_at(buf: memoryview, pos: int, end: int) -> Tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise DecodeError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        if shift == 63 and byte > 1:
-            raise DecodeError("varint over 64 bits")
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise DecodeError("varint over 10 bytes")
-
-
-def _fields(buf: memoryview, pos: int, end: int) -> Iterator[_Field]:
-    """(field, wire type, value) of each field in buf[pos:end]; value is an int,
-    8 or 4 bytes for fixed types, or (start, end) of a length-delimited field."""
-    while pos < end:
-        key, pos = _varint_at(buf, pos, end)
-        field, wt = key >> 3, key & 7
-        if field == 0:
-            raise DecodeError("field number 0")
-        if wt == 0:
-            val, pos = _varint_at(buf, pos, end)
-            yield field, wt, val
-        elif wt == 1 or wt == 5:
-            size = 8 if wt == 1 else 4
-            if pos + size > end:
-                raise DecodeError("truncated fixed-size field")
-            yield field, wt, bytes(buf[pos : pos + size])
-            pos += size
-        elif wt == 2:
-            size, pos = _varint_at(buf, pos, end)
-            if size > end - pos:
-                raise DecodeError(f"field {field} claims {size} bytes, {end - pos} are left")
-            yield field, wt, (pos, pos + size)
-            pos += size
-        else:
-            raise DecodeError(f"unsupported wire type {wt} (field {field})")
-
-
-def _int64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _unzigzag(value: int) -> int:
-    return (value >> 1) ^ -(value & 1)
-
-
-def _text(buf: memoryview, start: int, end: int) -> str:
-    try:
-        return str(buf[start:end], "utf-8")
-    except UnicodeDecodeError as exc:
-        raise DecodeError(f"invalid UTF-8 in a string field: {exc.reason}") from None
-
-
-def _double(val: object) -> float:
-    return _F64.unpack(val)[0]  # type: ignore[arg-type]
-
-
-def _new(cls: type, **attrs: object) -> object:
-    """An instance filled from the wire as it is, skipping constructor checks."""
-    obj = object.__new__(cls)
-    for name, value in attrs.items():
-        object.__setattr__(obj, name, value)
-    return obj
-
-
-def _decode_label(buf: memoryview, start: int, end: int) -> Label:
-    name = value = ""
-    for field, wt, val in _fields(buf, start, end):
-        if wt == 2 and field in (1, 2):
-            text = _text(buf, *val)  # type: ignore[misc]
-            if field == 1:
-                name = text
-            else:
-                value = text
-    return Label(name, value)
-
-
-def _decode_sample(buf: memoryview, start: int, end: int) -> Sample:
-    value, ts = 0.0, 0
-    for field, wt, val in _fields(buf, start, end):
-        if field == 1 and wt == 1:
-            value = _double(val)
-        elif field == 2 and wt == 0:
-            ts = _int64(val)  # type: ignore[arg-type]
-    return tuple.__new__(Sample, (value, ts))  # type: ignore[return-value]
-
-
-def _decode_exemplar(buf: memoryview, start: int, end: int) -> Exemplar:
-    labels: List[Label] = []
-    value, ts = 0.0, 0
-    for field, wt, val in _fields(buf, start, end):
-        if field == 1 and wt == 2:
-            labels.append(_decode_label(buf, *val))  # type: ignore[misc]
-        elif field == 2 and wt == 1:
-            value = _double(val)
-        elif field == 3 and wt == 0:
-            ts = _int64(val)  # type: ignore[arg-type]
-    return _new(Exemplar, labels=tuple(labels), value=value, timestamp_ms=ts)  # type: ignore[return-value]
-
-
-def _decode_span(buf: memoryview, start: int, end: int) -> BucketSpan:
-    offset = length = 0
-    for field, wt, val in _fields(buf, start, end):
-        if field == 1 and wt == 0:
-            offset = _unzigzag(val & 0xFFFFFFFF)  # type: ignore[operator]
-        elif field == 2 and wt == 0:
-            length = val & 0xFFFFFFFF  # type: ignore[operator]
-    return BucketSpan(offset, length)
-
-
-def _repeated(
-    buf: memoryview, wt: int, val: object, scalar_wt: int, convert: Callable[[object], object]
-) -> List[object]:
-    """Items of a repeated scalar field, packed (wire type 2) or one at a time."""
-    if wt == scalar_wt:
-        return [convert(val)]
-    if wt != 2:
-        return []
-    start, end = val  # type: ignore[misc]
-    if scalar_wt == 1:
-        if (end - start) % 8:
-            raise DecodeError("packed doubles of a length not a multiple of 8")
-        return list(struct.unpack(f"<{(end - start) // 8}d", buf[start:end]))
-    out = []
-    pos = start
-    while pos < end:
-        item, pos = _varint_at(buf, pos, end)
-        out.append(convert(item))
-    return out
-
-
-def _decode_histogram(buf: memoryview, start: int, end: int) -> Histogram:
-    h = {
-        "count": 0, "sum": 0.0, "schema": 0, "zero_threshold": 0.0, "zero_count": 0,
-        "negative_spans": [], "negative_deltas": [], "negative_counts": [],
-        "positive_spans": [], "positive_deltas": [], "positive_counts": [],
-        "reset_hint": ResetHint.UNKNOWN, "timestamp_ms": 0, "custom_values": [],
-    }  # fmt: skip
-    deltas = lambda v: _unzigzag(v)  # noqa: E731
-    for field, wt, val in _fields(buf, start, end):
-        if field == 1 and wt == 0:
-            h["count"] = val
-        elif field == 2 and wt == 1:
-            h["count"] = _double(val)
-        elif field == 3 and wt == 1:
-            h["sum"] = _double(val)
-        elif field == 4 and wt == 0:
-            h["schema"] = _unzigzag(val & 0xFFFFFFFF)  # type: ignore[operator]
-        elif field == 5 and wt == 1:
-            h["zero_threshold"] = _double(val)
-        elif field == 6 and wt == 0:
-            h["zero_count"] = val
-        elif field == 7 and wt == 1:
-            h["zero_count"] = _double(val)
-        elif field in (8, 11) and wt == 2:
-            side = "negative" if field == 8 else "positive"
-            h[side + "_spans"].append(_decode_span(buf, *val))  # type: ignore[misc, union-attr]
-        elif field in (9, 12):
-            side = "negative" if field == 9 else "positive"
-            h[side + "_deltas"] += _repeated(buf, wt, val, 0, deltas)  # type: ignore[operator]
-        elif field in (10, 13, 16):
-            key = {10: "negative_counts", 13: "positive_counts", 16: "custom_values"}[field]
-            h[key] += _repeated(buf, wt, val, 1, _double)  # type: ignore[operator]
-        elif field == 14 and wt == 0:
-            try:
-                h["reset_hint"] = ResetHint(val)
-            except ValueError:
-                h["reset_hint"] = val
-        elif field == 15 and wt == 0:
-            h["timestamp_ms"] = _int64(val)  # type: ignore[arg-type]
-    for key, value in h.items():
-        if isinstance(value, list):
-            h[key] = tuple(value)
-    return _new(Histogram, **h)  # type: ignore[return-value]
-
-
-def _decode_series(buf: memoryview, start: int, end: int) -> TimeSeries:
-    labels: List[Label] = []
-    samples: List[Sample] = []
-    exemplars: List[Exemplar] = []
-    histograms: List[Histogram] = []
-    for field, wt, val in _fields(buf, start, end):
-        if wt != 2:
-            continue
-        if field == 1:
-            labels.append(_decode_label(buf, *val))  # type: ignore[misc]
-        elif field == 2:
-            samples.append(_decode_sample(buf, *val))  # type: ignore[misc]
-        elif field == 3:
-            exemplars.append(_decode_exemplar(buf, *val))  # type: ignore[misc]
-        elif field == 4:
-            histograms.append(_decode_histogram(buf, *val))  # type: ignore[misc]
-    return _new(  # type: ignore[return-value]
-        TimeSeries, _labels=tuple(labels), samples=samples, exemplars=exemplars, histograms=histograms,
-        metadata=None, start_timestamp_ms=None,
-    )
-
-
-def _decode_metadata(buf: memoryview, start: int, end: int) -> MetricMetadata:
-    kind: object = MetricType.UNKNOWN
-    name = help_ = unit = ""
-    for field, wt, val in _fields(buf, start, end):
-        if field == 1 and wt == 0:
-            try:
-                kind = MetricType(val)
-            except ValueError:
-                kind = val
-        elif wt == 2 and field in (2, 4, 5):
-            text = _text(buf, *val)  # type: ignore[misc]
-            if field == 2:
-                name = text
-            elif field == 4:
-                help_ = text
-            else:
-                unit = text
-    return MetricMetadata(kind, name, help_, unit)  # type: ignore[arg-type]
+def decode_payload(
+    data: bytes, max_length: Optional[int] = None, protocol: str = "1.0", *, limits: Optional[DecodeLimits] = None
+) -> WriteRequest:
+    """A WriteRequest from a remote-write body (snappy-compressed protobuf), within `limits`."""
+    return decoder.decode_payload_with(_backend.kernels, data, max_length, _check_protocol(protocol), limits)

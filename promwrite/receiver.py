@@ -100,7 +100,7 @@ class Receiver:
         if protocol == "2.0":  # the counts go with every answer to a 2.0 write, 0 when rejected
             written = dict.fromkeys(_WRITTEN, "0")
         try:
-            request = codec.decode(snappy.decompress(body, self._max_length), protocol)
+            request = codec.decode_payload(body, self._max_length, protocol)
         except (SnappyError, DecodeError) as exc:
             return 400, f"bad remote write: {exc}", written
         with self._lock:

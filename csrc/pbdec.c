@@ -1,0 +1,807 @@
+/* Protobuf decoding of remote-write requests into flat arrays (see pbdec.h).
+ *
+ * The walk mirrors promwrite/_pydecode.py step for step: fields in wire
+ * order, each element counted (limits) when its field is met, its content
+ * checked, then stored. Any change here is made there too.
+ */
+#include "pbdec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Estimated bytes of the Python objects each element becomes (CPython 3.x,
+ * 64-bit): what PW_LIM_COST counts. Same numbers in _pydecode.py. */
+enum {
+    COST_SERIES = 480,    /* TimeSeries, its three lists, its label tuple and LabelSet */
+    COST_LABEL_REF = 8,   /* a pointer in a label tuple */
+    COST_PAIR = 80,       /* a Label */
+    COST_STRING = 64,     /* a str, plus 1, 2 or 4 bytes per code point */
+    COST_SAMPLE = 136,    /* a Sample, its float and int, a list slot */
+    COST_EXEMPLAR = 200,
+    COST_HISTOGRAM = 1000,
+    COST_BUCKET = 64,
+    COST_METADATA = 100
+};
+
+typedef struct {
+    int64_t *p;
+    size_t len, cap;
+} vec_t;
+
+typedef struct {
+    uint64_t field, val;
+    unsigned wt;
+    size_t start, end; /* a length-delimited field's bytes */
+} fld_t;
+
+typedef struct {
+    const uint8_t *buf;
+    vec_t v[PW_DEC_NVEC];
+    uint8_t *text;
+    size_t text_len, text_cap;
+    vec_t byte_ends; /* byte end of each string in text */
+    vec_t spans;     /* 2.0: start, end of each series */
+    vec_t refs;      /* 2.0: the labels_refs of the series being read */
+    vec_t exemplar_refs; /* 2.0: those of the exemplar being read */
+    int64_t *stab, *ptab; /* string and pair hash tables: id + 1, 0 for empty */
+    size_t scap, pcap;
+    uint64_t seed;
+    const int64_t *limits;
+    int64_t counts[PW_LIM_N];
+    int64_t code_points;
+    uint64_t *err;
+} dec_t;
+
+#define TRY(x)                   \
+    do {                         \
+        int rc_ = (x);           \
+        if (rc_ != 0)            \
+            return rc_;          \
+    } while (0)
+
+static int push(vec_t *v, int64_t x)
+{
+    if (v->len == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 16;
+        int64_t *p;
+        if (cap > SIZE_MAX / sizeof(int64_t))
+            return PW_DEC_ENOMEM;
+        p = (int64_t *)realloc(v->p, cap * sizeof(int64_t));
+        if (p == NULL)
+            return PW_DEC_ENOMEM;
+        v->p = p;
+        v->cap = cap;
+    }
+    v->p[v->len++] = x;
+    return 0;
+}
+
+static int rd_varint(const uint8_t *b, size_t *pos, size_t end, uint64_t *out)
+{
+    uint64_t r = 0;
+    unsigned shift = 0;
+    size_t p = *pos;
+    for (;;) {
+        uint8_t c;
+        if (p >= end)
+            return PW_DEC_ETRUNC_VARINT;
+        c = b[p++];
+        if (shift == 63 && c > 1)
+            return PW_DEC_EVARINT_64;
+        r |= (uint64_t)(c & 0x7f) << shift;
+        if (c < 0x80) {
+            *pos = p;
+            *out = r;
+            return 0;
+        }
+        shift += 7; /* at most 63: a tenth byte either ends the varint or fails above */
+    }
+}
+
+static int next_field(dec_t *d, size_t *pos, size_t end, fld_t *f)
+{
+    uint64_t key, size;
+    TRY(rd_varint(d->buf, pos, end, &key));
+    f->field = key >> 3;
+    f->wt = (unsigned)(key & 7);
+    if (f->field == 0)
+        return PW_DEC_EFIELD_0;
+    switch (f->wt) {
+    case 0:
+        return rd_varint(d->buf, pos, end, &f->val);
+    case 1:
+    case 5:
+        size = f->wt == 1 ? 8 : 4;
+        if (end - *pos < size)
+            return PW_DEC_ETRUNC_FIXED;
+        f->val = 0;
+        for (unsigned i = 0; i < size; i++)
+            f->val |= (uint64_t)d->buf[*pos + i] << (8 * i);
+        *pos += size;
+        return 0;
+    case 2:
+        TRY(rd_varint(d->buf, pos, end, &size));
+        if (size > end - *pos) {
+            d->err[0] = f->field;
+            d->err[1] = size;
+            d->err[2] = end - *pos;
+            return PW_DEC_ECLAIMS;
+        }
+        f->start = *pos;
+        f->end = *pos + (size_t)size;
+        *pos = f->end;
+        return 0;
+    default:
+        d->err[0] = f->wt;
+        d->err[1] = f->field;
+        return PW_DEC_EWIRE_TYPE;
+    }
+}
+
+/* Counts n more of `what` (a PW_LIM_* index, or -1 for none) and `cost` bytes. */
+static int charge(dec_t *d, int what, int64_t n, int64_t cost)
+{
+    if (what >= 0) {
+        if (n > d->limits[what] - d->counts[what]) {
+            d->err[0] = (uint64_t)what;
+            d->err[1] = (uint64_t)d->limits[what];
+            return PW_DEC_ELIMIT;
+        }
+        d->counts[what] += n;
+    }
+    if (cost > d->limits[PW_LIM_COST] - d->counts[PW_LIM_COST]) {
+        d->err[0] = PW_LIM_COST;
+        d->err[1] = (uint64_t)d->limits[PW_LIM_COST];
+        return PW_DEC_ELIMIT;
+    }
+    d->counts[PW_LIM_COST] += cost;
+    return 0;
+}
+
+/* Strict UTF-8 (as Python's decoder): its code points and bytes per code point in a str. */
+static int utf8_check(const uint8_t *s, size_t n, int64_t *code_points, int64_t *width)
+{
+    size_t i = 0;
+    int64_t count = 0;
+    uint32_t top = 0;
+    while (i < n) {
+        uint32_t c = s[i], cp;
+        size_t k;
+        uint8_t lo = 0x80, hi = 0xbf;
+        if (c < 0x80) {
+            i++;
+            count++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            cp = c & 0x0f;
+            if (c == 0xe0)
+                lo = 0xa0;
+            else if (c == 0xed)
+                hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            cp = c & 0x07;
+            if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f;
+        } else {
+            return PW_DEC_EUTF8;
+        }
+        if (n - i - 1 < k)
+            return PW_DEC_EUTF8;
+        for (size_t j = 1; j <= k; j++) {
+            uint8_t b = s[i + j];
+            if (b < lo || b > hi)
+                return PW_DEC_EUTF8;
+            lo = 0x80;
+            hi = 0xbf;
+            cp = (cp << 6) | (b & 0x3f);
+        }
+        if (cp > top)
+            top = cp;
+        i += k + 1;
+        count++;
+    }
+    *code_points = count;
+    *width = top < 0x100 ? 1 : top < 0x10000 ? 2 : 4;
+    return 0;
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    return x;
+}
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t h = mix(seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL));
+    uint64_t w;
+    while (n >= 8) {
+        memcpy(&w, p, 8);
+        h = mix(h ^ w);
+        p += 8;
+        n -= 8;
+    }
+    w = 0;
+    if (n)
+        memcpy(&w, p, n);
+    return mix(h ^ w ^ 0xa5);
+}
+
+static uint64_t hash_pair(int64_t a, int64_t b, uint64_t seed)
+{
+    return mix(mix(seed ^ (uint64_t)a) ^ (uint64_t)b);
+}
+
+static size_t string_start(const dec_t *d, int64_t id)
+{
+    return id == 0 ? 0 : (size_t)d->byte_ends.p[id - 1];
+}
+
+/* Grows a hash table to twice its size (or 64 slots), re-inserting every id. */
+static int grow_table(dec_t *d, int64_t **table, size_t *cap, size_t used, int pairs)
+{
+    size_t ncap = *cap ? *cap * 2 : 64, mask;
+    int64_t *t;
+    if (ncap > SIZE_MAX / sizeof(int64_t))
+        return PW_DEC_ENOMEM;
+    t = (int64_t *)calloc(ncap, sizeof(int64_t));
+    if (t == NULL)
+        return PW_DEC_ENOMEM;
+    mask = ncap - 1;
+    for (size_t id = 0; id < used; id++) {
+        uint64_t h;
+        if (pairs) {
+            h = hash_pair(d->v[PW_DEC_PAIRS].p[2 * id], d->v[PW_DEC_PAIRS].p[2 * id + 1], d->seed);
+        } else {
+            size_t a = string_start(d, (int64_t)id);
+            h = hash_bytes(d->text + a, (size_t)d->byte_ends.p[id] - a, d->seed);
+        }
+        while (t[h & mask])
+            h++;
+        t[h & mask] = (int64_t)id + 1;
+    }
+    free(*table);
+    *table = t;
+    *cap = ncap;
+    return 0;
+}
+
+/* Appends data[start..end), of `cps` code points, as a new string. */
+static int store_string(dec_t *d, size_t start, size_t end, int64_t cps)
+{
+    size_t n = end - start;
+    if (d->text_cap - d->text_len < n) {
+        size_t cap = d->text_cap ? d->text_cap : 256;
+        uint8_t *p;
+        while (cap - d->text_len < n) {
+            if (cap > SIZE_MAX / 2)
+                return PW_DEC_ENOMEM;
+            cap *= 2;
+        }
+        p = (uint8_t *)realloc(d->text, cap);
+        if (p == NULL)
+            return PW_DEC_ENOMEM;
+        d->text = p;
+        d->text_cap = cap;
+    }
+    if (n)
+        memcpy(d->text + d->text_len, d->buf + start, n);
+    d->text_len += n;
+    d->code_points += cps;
+    TRY(push(&d->byte_ends, (int64_t)d->text_len));
+    return push(&d->v[PW_DEC_STRING_ENDS], d->code_points);
+}
+
+/* Appends data[start..end) as a new string, UTF-8 checked and counted. */
+static int add_string(dec_t *d, size_t start, size_t end)
+{
+    int64_t cps, width;
+    TRY(utf8_check(d->buf + start, end - start, &cps, &width));
+    TRY(charge(d, -1, 0, COST_STRING + width * cps));
+    return store_string(d, start, end, cps);
+}
+
+/* 1.0: the id of the string data[start..end), added when new. */
+static int intern_string(dec_t *d, size_t start, size_t end, int64_t *id)
+{
+    size_t n = end - start, used = d->byte_ends.len, mask;
+    uint64_t h;
+    if (n == 0) {
+        *id = 0; /* "", stored first */
+        return 0;
+    }
+    if (2 * (used + 1) > d->scap)
+        TRY(grow_table(d, &d->stab, &d->scap, used, 0));
+    mask = d->scap - 1;
+    h = hash_bytes(d->buf + start, n, d->seed);
+    for (;; h++) {
+        int64_t slot = d->stab[h & mask];
+        size_t a;
+        if (slot == 0)
+            break;
+        a = string_start(d, slot - 1);
+        if ((size_t)d->byte_ends.p[slot - 1] - a == n && (n == 0 || memcmp(d->text + a, d->buf + start, n) == 0)) {
+            *id = slot - 1;
+            return 0;
+        }
+    }
+    TRY(add_string(d, start, end));
+    d->stab[h & mask] = (int64_t)used + 1;
+    *id = (int64_t)used;
+    return 0;
+}
+
+/* The id of the label pair (name, value), added (and counted) when new. */
+static int intern_pair(dec_t *d, int64_t name, int64_t value, int64_t *id)
+{
+    size_t used = d->v[PW_DEC_PAIRS].len / 2, mask;
+    uint64_t h;
+    if (2 * (used + 1) > d->pcap)
+        TRY(grow_table(d, &d->ptab, &d->pcap, used, 1));
+    mask = d->pcap - 1;
+    for (h = hash_pair(name, value, d->seed);; h++) {
+        int64_t slot = d->ptab[h & mask];
+        if (slot == 0)
+            break;
+        if (d->v[PW_DEC_PAIRS].p[2 * (slot - 1)] == name && d->v[PW_DEC_PAIRS].p[2 * (slot - 1) + 1] == value) {
+            *id = slot - 1;
+            return 0;
+        }
+    }
+    TRY(charge(d, -1, 0, COST_PAIR));
+    TRY(push(&d->v[PW_DEC_PAIRS], name));
+    TRY(push(&d->v[PW_DEC_PAIRS], value));
+    d->ptab[h & mask] = (int64_t)used + 1;
+    *id = (int64_t)used;
+    return 0;
+}
+
+/* Notes the series if the names of its labels (the last `count` label refs) do not strictly increase. */
+static int note_order(dec_t *d, int64_t series, size_t count)
+{
+    const vec_t *refs = &d->v[PW_DEC_LABEL_REFS];
+    const int64_t *pairs = d->v[PW_DEC_PAIRS].p;
+    for (size_t k = refs->len - count + 1; k < refs->len; k++) {
+        int64_t a = pairs[2 * refs->p[k - 1]], b = pairs[2 * refs->p[k]];
+        size_t sa = string_start(d, a), sb = string_start(d, b);
+        size_t na = (size_t)d->byte_ends.p[a] - sa, nb = (size_t)d->byte_ends.p[b] - sb;
+        int c = memcmp(d->text + sa, d->text + sb, na < nb ? na : nb);
+        if (c > 0 || (c == 0 && na >= nb))
+            return push(&d->v[PW_DEC_UNSORTED], series);
+    }
+    return 0;
+}
+
+/* Checks the fields of data[pos..end) and nothing more. */
+static int skip_message(dec_t *d, size_t pos, size_t end)
+{
+    fld_t f;
+    while (pos < end)
+        TRY(next_field(d, &pos, end, &f));
+    return 0;
+}
+
+/* The number of varints packed in data[pos..end), each checked. */
+static int count_varints(dec_t *d, size_t pos, size_t end, int64_t *n)
+{
+    uint64_t v;
+    int64_t k = 0;
+    while (pos < end) {
+        TRY(rd_varint(d->buf, &pos, end, &v));
+        k++;
+    }
+    *n = k;
+    return 0;
+}
+
+/* A native histogram's bytes, checked; Python decodes the checked message. */
+static int check_histogram(dec_t *d, size_t pos, size_t end)
+{
+    fld_t f;
+    while (pos < end) {
+        int64_t n = 0;
+        TRY(next_field(d, &pos, end, &f));
+        switch (f.field) {
+        case 8:
+        case 11: /* spans */
+            if (f.wt != 2)
+                continue;
+            TRY(skip_message(d, f.start, f.end));
+            n = 1;
+            break;
+        case 9:
+        case 12: /* deltas */
+            if (f.wt == 0)
+                n = 1;
+            else if (f.wt == 2)
+                TRY(count_varints(d, f.start, f.end, &n));
+            break;
+        case 10:
+        case 13:
+        case 16: /* counts, custom values */
+            if (f.wt == 1) {
+                n = 1;
+            } else if (f.wt == 2) {
+                if ((f.end - f.start) % 8)
+                    return PW_DEC_EPACKED_DOUBLES;
+                n = (int64_t)((f.end - f.start) / 8);
+            }
+            break;
+        default:
+            continue;
+        }
+        TRY(charge(d, PW_LIM_BUCKETS, n, n * COST_BUCKET));
+    }
+    return 0;
+}
+
+/* A sample's value bits, timestamp and (2.0) start timestamp. */
+static int read_sample(dec_t *d, size_t pos, size_t end, int v2)
+{
+    uint64_t value = 0, ts = 0, start = 0;
+    fld_t f;
+    while (pos < end) {
+        TRY(next_field(d, &pos, end, &f));
+        if (f.field == 1 && f.wt == 1)
+            value = f.val;
+        else if (f.field == 2 && f.wt == 0)
+            ts = f.val;
+        else if (v2 && f.field == 3 && f.wt == 0)
+            start = f.val;
+    }
+    TRY(push(&d->v[PW_DEC_VALUES], (int64_t)value));
+    TRY(push(&d->v[PW_DEC_STAMPS], (int64_t)ts));
+    return v2 ? push(&d->v[PW_DEC_STARTS], (int64_t)start) : 0;
+}
+
+/* ------------------------------------------------------------------ 1.0 */
+
+static int label_v1(dec_t *d, size_t pos, size_t end, vec_t *into)
+{
+    int64_t name = 0, value = 0, id;
+    fld_t f;
+    TRY(charge(d, PW_LIM_LABELS, 1, COST_LABEL_REF));
+    while (pos < end) {
+        TRY(next_field(d, &pos, end, &f));
+        if (f.wt == 2 && (f.field == 1 || f.field == 2)) {
+            TRY(intern_string(d, f.start, f.end, &id));
+            if (f.field == 1)
+                name = id;
+            else
+                value = id;
+        }
+    }
+    TRY(intern_pair(d, name, value, &id));
+    return push(into, id);
+}
+
+static int exemplar_v1(dec_t *d, size_t pos, size_t end, int64_t series)
+{
+    int64_t labels = 0;
+    uint64_t value = 0, ts = 0;
+    fld_t f;
+    while (pos < end) {
+        TRY(next_field(d, &pos, end, &f));
+        if (f.field == 1 && f.wt == 2) {
+            TRY(label_v1(d, f.start, f.end, &d->v[PW_DEC_EXEMPLAR_REFS]));
+            labels++;
+        } else if (f.field == 2 && f.wt == 1) {
+            value = f.val;
+        } else if (f.field == 3 && f.wt == 0) {
+            ts = f.val;
+        }
+    }
+    vec_t *rows = &d->v[PW_DEC_EXEMPLARS];
+    TRY(push(rows, series));
+    TRY(push(rows, labels));
+    TRY(push(rows, (int64_t)value));
+    return push(rows, (int64_t)ts);
+}
+
+static int series_v1(dec_t *d, size_t pos, size_t end)
+{
+    int64_t series = (int64_t)d->v[PW_DEC_SERIES_LABELS].len, labels = 0, samples = 0;
+    fld_t f;
+    while (pos < end) {
+        TRY(next_field(d, &pos, end, &f));
+        if (f.wt != 2)
+            continue;
+        switch (f.field) {
+        case 1:
+            TRY(label_v1(d, f.start, f.end, &d->v[PW_DEC_LABEL_REFS]));
+            labels++;
+            break;
+        case 2:
+            TRY(charge(d, PW_LIM_SAMPLES, 1, COST_SAMPLE));
+            TRY(read_sample(d, f.start, f.end, 0));
+            samples++;
+            break;
+        case 3:
+            TRY(charge(d, PW_LIM_EXEMPLARS, 1, COST_EXEMPLAR));
+            TRY(exemplar_v1(d, f.start, f.end, series));
+            break;
+        case 4:
+            TRY(charge(d, PW_LIM_HISTOGRAMS, 1, COST_HISTOGRAM));
+            TRY(check_histogram(d, f.start, f.end));
+            TRY(push(&d->v[PW_DEC_HISTOGRAMS], series));
+            TRY(push(&d->v[PW_DEC_HISTOGRAMS], (int64_t)f.start));
+            TRY(push(&d->v[PW_DEC_HISTOGRAMS], (int64_t)f.end));
+            break;
+        default:
+            break;
+        }
+    }
+    TRY(note_order(d, series, (size_t)labels));
+    TRY(push(&d->v[PW_DEC_SERIES_LABELS], labels));
+    return push(&d->v[PW_DEC_SERIES_SAMPLES], samples);
+}
+
+static int metadata_v1(dec_t *d, size_t pos, size_t end)
+{
+    int64_t kind = 0, text[3] = {0, 0, 0}; /* family name, help, unit */
+    fld_t f;
+    while (pos < end) {
+        TRY(next_field(d, &pos, end, &f));
+        if (f.field == 1 && f.wt == 0) {
+            kind = (int64_t)f.val;
+        } else if (f.wt == 2 && (f.field == 2 || f.field == 4 || f.field == 5)) {
+            int64_t id;
+            TRY(intern_string(d, f.start, f.end, &id));
+            text[f.field == 2 ? 0 : f.field == 4 ? 1 : 2] = id;
+        }
+    }
+    vec_t *rows = &d->v[PW_DEC_METADATA];
+    TRY(push(rows, kind));
+    TRY(push(rows, text[0]));
+    TRY(push(rows, text[1]));
+    return push(rows, text[2]);
+}
+
+static int walk_v1(dec_t *d, size_t n)
+{
+    size_t pos = 0;
+    fld_t f;
+    TRY(store_string(d, 0, 0, 0)); /* id 0: "", what an absent string field reads as (free: a singleton) */
+    while (pos < n) {
+        TRY(next_field(d, &pos, n, &f));
+        if (f.field == 1 && f.wt == 2) {
+            TRY(charge(d, PW_LIM_SERIES, 1, COST_SERIES));
+            TRY(series_v1(d, f.start, f.end));
+        } else if (f.field == 3 && f.wt == 2) {
+            TRY(charge(d, PW_LIM_METADATA, 1, COST_METADATA));
+            TRY(metadata_v1(d, f.start, f.end));
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ 2.0 */
+
+/* Appends a repeated uint32 field's references (one, or packed) to `refs`. */
+static int read_refs(dec_t *d, const fld_t *f, vec_t *refs)
+{
+    size_t pos;
+    uint64_t v;
+    if (f->wt == 0)
+        return push(refs, (int64_t)(f->val & 0xffffffffu));
+    if (f->wt != 2)
+        return 0;
+    for (pos = f->start; pos < f->end;) {
+        TRY(rd_varint(d->buf, &pos, f->end, &v));
+        TRY(push(refs, (int64_t)(v & 0xffffffffu)));
+    }
+    return 0;
+}
+
+static int check_ref(dec_t *d, int what, int64_t ref)
+{
+    if ((size_t)ref < d->byte_ends.len)
+        return 0;
+    d->err[0] = (uint64_t)what;
+    d->err[1] = (uint64_t)ref;
+    d->err[2] = d->byte_ends.len;
+    return PW_DEC_EREF;
+}
+
+/* `refs` as label pairs of `what` (0 series, 1 exemplar), appended to `into`. */
+static int ref_pairs(dec_t *d, int what, const vec_t *refs, vec_t *into)
+{
+    size_t n = refs->len;
+    if (n % 2) {
+        d->err[0] = (uint64_t)what;
+        d->err[1] = n;
+        return PW_DEC_EODD_REFS;
+    }
+    for (size_t i = 0; i < n; i += 2) {
+        int64_t id;
+        TRY(check_ref(d, what, refs->p[i]));
+        TRY(check_ref(d, what, refs->p[i + 1]));
+        TRY(charge(d, PW_LIM_LABELS, 1, COST_LABEL_REF));
+        TRY(intern_pair(d, refs->p[i], refs->p[i + 1], &id));
+        TRY(push(into, id));
+    }
+    return 0;
+}
+
+static int exemplar_v2(dec_t *d, size_t pos, size_t end, int64_t series)
+{
+    uint64_t value = 0, ts = 0;
+    fld_t f;
+    d->exemplar_refs.len = 0;
+    while (pos < end) {
+        TRY(next_field(d, &pos, end, &f));
+        if (f.field == 1)
+            TRY(read_refs(d, &f, &d->exemplar_refs));
+        else if (f.field == 2 && f.wt == 1)
+            value = f.val;
+        else if (f.field == 3 && f.wt == 0)
+            ts = f.val;
+    }
+    TRY(ref_pairs(d, 1, &d->exemplar_refs, &d->v[PW_DEC_EXEMPLAR_REFS]));
+    vec_t *rows = &d->v[PW_DEC_EXEMPLARS];
+    TRY(push(rows, series));
+    TRY(push(rows, (int64_t)(d->exemplar_refs.len / 2)));
+    TRY(push(rows, (int64_t)value));
+    return push(rows, (int64_t)ts);
+}
+
+static int metadata_v2(dec_t *d, size_t pos, size_t end, int64_t series)
+{
+    int64_t kind = 0, refs[2] = {0, 0}; /* help, unit */
+    fld_t f;
+    while (pos < end) {
+        TRY(next_field(d, &pos, end, &f));
+        if (f.field == 1 && f.wt == 0)
+            kind = (int64_t)f.val;
+        else if ((f.field == 3 || f.field == 4) && f.wt == 0)
+            refs[f.field - 3] = (int64_t)(f.val & 0xffffffffu);
+    }
+    TRY(check_ref(d, 2, refs[0]));
+    TRY(check_ref(d, 2, refs[1]));
+    vec_t *rows = &d->v[PW_DEC_METADATA];
+    TRY(push(rows, series));
+    TRY(push(rows, kind));
+    TRY(push(rows, refs[0]));
+    return push(rows, refs[1]);
+}
+
+static int sample_v2(dec_t *d, size_t pos, size_t end, int64_t earlier)
+{
+    size_t k;
+    TRY(charge(d, PW_LIM_SAMPLES, 1, COST_SAMPLE));
+    TRY(read_sample(d, pos, end, 1));
+    k = d->v[PW_DEC_STARTS].len;
+    if (earlier > 0 && d->v[PW_DEC_STARTS].p[k - 1] != d->v[PW_DEC_STARTS].p[k - 2])
+        TRY(charge(d, -1, 0, COST_SERIES)); /* a new run of start timestamps: another TimeSeries */
+    return 0;
+}
+
+static int series_v2(dec_t *d, size_t pos, size_t end, int64_t series)
+{
+    int64_t samples = 0, labels_before = (int64_t)d->v[PW_DEC_LABEL_REFS].len;
+    fld_t f;
+    d->refs.len = 0;
+    while (pos < end) {
+        TRY(next_field(d, &pos, end, &f));
+        if (f.field == 1) {
+            TRY(read_refs(d, &f, &d->refs));
+            continue;
+        }
+        if (f.wt != 2)
+            continue;
+        switch (f.field) {
+        case 2:
+            TRY(sample_v2(d, f.start, f.end, samples));
+            samples++;
+            break;
+        case 3:
+            TRY(charge(d, PW_LIM_HISTOGRAMS, 1, COST_HISTOGRAM + COST_SERIES));
+            TRY(check_histogram(d, f.start, f.end));
+            TRY(push(&d->v[PW_DEC_HISTOGRAMS], series));
+            TRY(push(&d->v[PW_DEC_HISTOGRAMS], (int64_t)f.start));
+            TRY(push(&d->v[PW_DEC_HISTOGRAMS], (int64_t)f.end));
+            break;
+        case 4:
+            TRY(charge(d, PW_LIM_EXEMPLARS, 1, COST_EXEMPLAR));
+            TRY(exemplar_v2(d, f.start, f.end, series));
+            break;
+        case 5:
+            TRY(charge(d, PW_LIM_METADATA, 1, COST_METADATA));
+            TRY(metadata_v2(d, f.start, f.end, series));
+            break;
+        default:
+            break;
+        }
+    }
+    TRY(ref_pairs(d, 0, &d->refs, &d->v[PW_DEC_LABEL_REFS]));
+    TRY(note_order(d, series, d->refs.len / 2));
+    TRY(push(&d->v[PW_DEC_SERIES_LABELS], (int64_t)d->v[PW_DEC_LABEL_REFS].len - labels_before));
+    return push(&d->v[PW_DEC_SERIES_SAMPLES], samples);
+}
+
+static int walk_v2(dec_t *d, size_t n)
+{
+    size_t pos = 0;
+    fld_t f;
+    while (pos < n) {
+        TRY(next_field(d, &pos, n, &f));
+        if (f.field == 4 && f.wt == 2) {
+            TRY(add_string(d, f.start, f.end));
+        } else if (f.field == 5 && f.wt == 2) {
+            TRY(charge(d, PW_LIM_SERIES, 1, COST_SERIES));
+            TRY(push(&d->spans, (int64_t)f.start));
+            TRY(push(&d->spans, (int64_t)f.end));
+        }
+    }
+    for (size_t i = 0; i < d->spans.len; i += 2)
+        TRY(series_v2(d, (size_t)d->spans.p[i], (size_t)d->spans.p[i + 1], (int64_t)(i / 2)));
+    return 0;
+}
+
+/* --------------------------------------------------------------- entry */
+
+static int run(int v2, const uint8_t *data, size_t n, const int64_t *limits, uint64_t seed, pw_decoded *out)
+{
+    static const uint8_t empty[1] = {0};
+    dec_t d;
+    int rc;
+    memset(out, 0, sizeof *out);
+    memset(&d, 0, sizeof d);
+    d.buf = data ? data : empty;
+    d.limits = limits;
+    d.seed = seed;
+    d.err = out->err;
+    if (data == NULL && n != 0)
+        return PW_DEC_ETRUNC_VARINT;
+    rc = v2 ? walk_v2(&d, n) : walk_v1(&d, n);
+    free(d.byte_ends.p);
+    free(d.spans.p);
+    free(d.refs.p);
+    free(d.exemplar_refs.p);
+    free(d.stab);
+    free(d.ptab);
+    for (int i = 0; i < PW_DEC_NVEC; i++) {
+        out->vec[i] = d.v[i].p;
+        out->len[i] = d.v[i].len;
+    }
+    out->text = d.text;
+    out->text_len = d.text_len;
+    memcpy(out->counts, d.counts, sizeof d.counts);
+    return rc;
+}
+
+int pw_decode_v1(const uint8_t *data, size_t n, const int64_t *limits, uint64_t seed, pw_decoded *out)
+{
+    return run(0, data, n, limits, seed, out);
+}
+
+int pw_decode_v2(const uint8_t *data, size_t n, const int64_t *limits, uint64_t seed, pw_decoded *out)
+{
+    return run(1, data, n, limits, seed, out);
+}
+
+void pw_decoded_free(pw_decoded *out)
+{
+    if (out == NULL)
+        return;
+    for (int i = 0; i < PW_DEC_NVEC; i++) {
+        free(out->vec[i]);
+        out->vec[i] = NULL;
+        out->len[i] = 0;
+    }
+    free(out->text);
+    out->text = NULL;
+    out->text_len = 0;
+}

@@ -1,0 +1,425 @@
+"""The pure-Python decode kernels: a request's wire bytes to flat columns.
+
+Twins of csrc/pbdec.c, step for step (see there and `_backend.Kernels`): the
+same walk, the same counts against the limits at the same points, the same
+errors. `promwrite.decoder` builds the model objects from the columns.
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple
+
+from .errors import DecodeError, DecodeLimitError
+
+# Indices of the limits (and counts) a kernel takes, as PW_LIM_* in csrc/pbdec.h.
+SERIES, LABELS, SAMPLES, EXEMPLARS, HISTOGRAMS, BUCKETS, METADATA, COST = range(8)
+LIMIT_NAMES = ("series", "labels", "samples", "exemplars", "histograms", "buckets", "metadata", "expansion")
+_NOUNS = ("series", "label references", "samples", "exemplars", "histograms", "histogram buckets", "metadata entries")
+
+# Estimated bytes of the Python objects each element becomes, as COST_* in csrc/pbdec.c.
+COST_SERIES = 480
+COST_LABEL_REF = 8
+COST_PAIR = 80
+COST_STRING = 64
+COST_SAMPLE = 136
+COST_EXEMPLAR = 200
+COST_HISTOGRAM = 1000
+COST_BUCKET = 64
+COST_METADATA = 100
+
+# Error codes, as PW_DEC_E* in csrc/pbdec.h.
+ENOMEM, ETRUNC_VARINT, EVARINT_64, EFIELD_0, ETRUNC_FIXED, ECLAIMS = -1, -2, -3, -4, -5, -6
+EWIRE_TYPE, EUTF8, EPACKED_DOUBLES, EREF, EODD_REFS, ELIMIT = -7, -8, -9, -10, -11, -12
+_WHAT = ("a series", "an exemplar", "metadata")
+_FIXED = {
+    ETRUNC_VARINT: "truncated varint",
+    EVARINT_64: "varint over 64 bits",
+    EFIELD_0: "field number 0",
+    ETRUNC_FIXED: "truncated fixed-size field",
+    EUTF8: "invalid UTF-8 in a string field",
+    EPACKED_DOUBLES: "packed doubles of a length not a multiple of 8",
+}
+
+
+def error(code: int, a: int = 0, b: int = 0, c: int = 0) -> Exception:
+    """The exception for a kernel's error code and its values (both kernels word errors here)."""
+    if code in _FIXED:
+        return DecodeError(_FIXED[code])
+    if code == ECLAIMS:
+        return DecodeError(f"field {a} claims {b} bytes, {c} are left")
+    if code == EWIRE_TYPE:
+        return DecodeError(f"unsupported wire type {a} (field {b})")
+    if code == EREF:
+        return DecodeError(f"{_WHAT[a]} refers to symbol {b}, but there are {c}")
+    if code == EODD_REFS:
+        return DecodeError(f"{_WHAT[a]} has an odd number of label references ({b})")
+    if code == ELIMIT and a == COST:
+        return DecodeLimitError(
+            f"the request would take more than {b:,} bytes of memory decoded (see DecodeLimits.max_expansion)"
+        )
+    if code == ELIMIT:
+        return DecodeLimitError(f"the request holds more than {b:,} {_NOUNS[a]} (DecodeLimits.max_{LIMIT_NAMES[a]})")
+    if code == ENOMEM:
+        return MemoryError("promwrite: out of memory decoding a request")
+    return DecodeError(f"decoder error {code}")
+
+
+class Decoded(NamedTuple):
+    """A request as flat columns (the vectors of csrc/pbdec.h's pw_decoded; strings decoded)."""
+
+    strings: List[str]
+    pairs: "array[int]"  # name id, value id of each distinct label pair
+    label_refs: "array[int]"  # pair ids of every series' labels
+    series_labels: "array[int]"  # labels per series
+    series_samples: "array[int]"  # samples per series
+    values: "array[float]"
+    stamps: "array[int]"
+    starts: "array[int]"  # 2.0: each sample's start timestamp
+    exemplars: "array[int]"  # rows: series, label count, value bits, timestamp
+    exemplar_refs: "array[int]"
+    histograms: "array[int]"  # rows: series, start, end in the input
+    metadata: "array[int]"  # rows: 1.0 kind, name, help, unit; 2.0 series, kind, help, unit
+    unsorted: "array[int]"  # each series whose label names do not strictly increase
+
+
+_Field = Tuple[int, int, int, int]  # field, wire type, value (varint or fixed bits), end of a length-delimited field
+
+
+def varint_at(buf: bytes, pos: int, end: int) -> Tuple[int, int]:
+    """The varint at buf[pos] and the position after it."""
+    result = 0
+    shift = 0
+    while True:
+        if pos >= end:
+            raise error(ETRUNC_VARINT)
+        byte = buf[pos]
+        pos += 1
+        if shift == 63 and byte > 1:
+            raise error(EVARINT_64)
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def fields(buf: bytes, pos: int, end: int) -> Iterator[_Field]:
+    """(field, wire type, value, end) of each field in buf[pos:end]; for a
+    length-delimited field, value is where its bytes start."""
+    while pos < end:
+        key, pos = varint_at(buf, pos, end)
+        field, wt = key >> 3, key & 7
+        if field == 0:
+            raise error(EFIELD_0)
+        if wt == 0:
+            val, pos = varint_at(buf, pos, end)
+            yield field, 0, val, pos
+        elif wt == 1 or wt == 5:
+            size = 8 if wt == 1 else 4
+            if end - pos < size:
+                raise error(ETRUNC_FIXED)
+            yield field, wt, int.from_bytes(buf[pos : pos + size], "little"), pos + size
+            pos += size
+        elif wt == 2:
+            size, pos = varint_at(buf, pos, end)
+            if size > end - pos:
+                raise error(ECLAIMS, field, size, end - pos)
+            yield field, 2, pos, pos + size
+            pos += size
+        else:
+            raise error(EWIRE_TYPE, wt, field)
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+class _Walk:
+    """One decode: the columns being filled, the string and pair tables, the counts."""
+
+    def __init__(self, buf: bytes, limits: Sequence[int]) -> None:
+        self.buf = buf
+        self.limits = list(limits)
+        self.counts = [0] * 8
+        self.strings: List[str] = []
+        self.string_ids: Dict[bytes, int] = {}
+        self.pair_ids: Dict[Tuple[int, int], int] = {}
+        self.out = Decoded(self.strings, *(array("q") for _ in range(12)))  # values as bits until done()
+
+    def done(self) -> Decoded:
+        values = array("d")
+        values.frombytes(self.out.values.tobytes())
+        return self.out._replace(values=values)
+
+    def charge(self, what: int, n: int, cost: int) -> None:
+        counts, limits = self.counts, self.limits
+        if what >= 0:
+            if n > limits[what] - counts[what]:
+                raise error(ELIMIT, what, limits[what])
+            counts[what] += n
+        if cost > limits[COST] - counts[COST]:
+            raise error(ELIMIT, COST, limits[COST])
+        counts[COST] += cost
+
+    def add_string(self, start: int, end: int) -> int:
+        try:
+            text = str(self.buf[start:end], "utf-8")
+        except UnicodeDecodeError:
+            raise error(EUTF8) from None
+        top = 0 if text.isascii() else ord(max(text))
+        width = 1 if top < 0x100 else 2 if top < 0x10000 else 4
+        self.charge(-1, 0, COST_STRING + width * len(text))
+        self.strings.append(text)
+        return len(self.strings) - 1
+
+    def intern_string(self, start: int, end: int) -> int:
+        if start == end:
+            return 0
+        raw = self.buf[start:end]
+        found = self.string_ids.get(raw)
+        if found is None:
+            found = self.string_ids[raw] = self.add_string(start, end)
+        return found
+
+    def intern_pair(self, name: int, value: int) -> int:
+        key = (name, value)
+        found = self.pair_ids.get(key)
+        if found is None:
+            self.charge(-1, 0, COST_PAIR)
+            found = self.pair_ids[key] = len(self.pair_ids)
+            self.out.pairs.extend(key)
+        return found
+
+    def note_order(self, series: int, count: int) -> None:
+        refs, pairs, strings = self.out.label_refs, self.out.pairs, self.strings
+        for k in range(len(refs) - count + 1, len(refs)):
+            if strings[pairs[2 * refs[k - 1]]] >= strings[pairs[2 * refs[k]]]:
+                self.out.unsorted.append(series)
+                return
+
+    def check_histogram(self, pos: int, end: int) -> None:
+        buf = self.buf
+        for field, wt, val, stop in fields(buf, pos, end):
+            if field in (8, 11):
+                if wt != 2:
+                    continue
+                for _ in fields(buf, val, stop):
+                    pass
+                n = 1
+            elif field in (9, 12):
+                n = 1 if wt == 0 else 0
+                if wt == 2:
+                    while val < stop:
+                        _, val = varint_at(buf, val, stop)
+                        n += 1
+            elif field in (10, 13, 16):
+                n = 1 if wt == 1 else 0
+                if wt == 2:
+                    if (stop - val) % 8:
+                        raise error(EPACKED_DOUBLES)
+                    n = (stop - val) // 8
+            else:
+                continue
+            self.charge(BUCKETS, n, n * COST_BUCKET)
+
+    def read_sample(self, pos: int, end: int, v2: bool) -> None:
+        value = ts = start = 0
+        for field, wt, val, _ in fields(self.buf, pos, end):
+            if field == 1 and wt == 1:
+                value = val
+            elif field == 2 and wt == 0:
+                ts = val
+            elif v2 and field == 3 and wt == 0:
+                start = val
+        out = self.out
+        out.values.append(_signed(value))  # bits; the caller reinterprets as doubles
+        out.stamps.append(_signed(ts))
+        if v2:
+            out.starts.append(_signed(start))
+
+
+def _rows(*items: int) -> Tuple[int, ...]:
+    return tuple(_signed(i) for i in items)
+
+
+# ---------------------------------------------------------------- 1.0 ---
+
+
+class _WalkV1(_Walk):
+    def label(self, pos: int, end: int, into: "array[int]") -> None:
+        self.charge(LABELS, 1, COST_LABEL_REF)
+        name = value = 0
+        for field, wt, val, stop in fields(self.buf, pos, end):
+            if wt == 2 and (field == 1 or field == 2):
+                text = self.intern_string(val, stop)
+                if field == 1:
+                    name = text
+                else:
+                    value = text
+        into.append(self.intern_pair(name, value))
+
+    def exemplar(self, pos: int, end: int, series: int) -> None:
+        labels = value = ts = 0
+        for field, wt, val, stop in fields(self.buf, pos, end):
+            if field == 1 and wt == 2:
+                self.label(val, stop, self.out.exemplar_refs)
+                labels += 1
+            elif field == 2 and wt == 1:
+                value = val
+            elif field == 3 and wt == 0:
+                ts = val
+        self.out.exemplars.extend(_rows(series, labels, value, ts))
+
+    def series(self, pos: int, end: int) -> None:
+        out = self.out
+        series = len(out.series_labels)
+        labels = samples = 0
+        for field, wt, val, stop in fields(self.buf, pos, end):
+            if wt != 2:
+                continue
+            if field == 1:
+                self.label(val, stop, out.label_refs)
+                labels += 1
+            elif field == 2:
+                self.charge(SAMPLES, 1, COST_SAMPLE)
+                self.read_sample(val, stop, False)
+                samples += 1
+            elif field == 3:
+                self.charge(EXEMPLARS, 1, COST_EXEMPLAR)
+                self.exemplar(val, stop, series)
+            elif field == 4:
+                self.charge(HISTOGRAMS, 1, COST_HISTOGRAM)
+                self.check_histogram(val, stop)
+                out.histograms.extend((series, val, stop))
+        self.note_order(series, labels)
+        out.series_labels.append(labels)
+        out.series_samples.append(samples)
+
+    def metadata(self, pos: int, end: int) -> None:
+        kind = 0
+        text = [0, 0, 0]  # family name, help, unit
+        for field, wt, val, stop in fields(self.buf, pos, end):
+            if field == 1 and wt == 0:
+                kind = val
+            elif wt == 2 and field in (2, 4, 5):
+                text[0 if field == 2 else 1 if field == 4 else 2] = self.intern_string(val, stop)
+        self.out.metadata.extend(_rows(kind, *text))
+
+    def run(self) -> Decoded:
+        self.strings.append("")
+        buf = self.buf
+        for field, wt, val, stop in fields(buf, 0, len(buf)):
+            if field == 1 and wt == 2:
+                self.charge(SERIES, 1, COST_SERIES)
+                self.series(val, stop)
+            elif field == 3 and wt == 2:
+                self.charge(METADATA, 1, COST_METADATA)
+                self.metadata(val, stop)
+        return self.done()
+
+
+def decode_v1(data: bytes, limits: Sequence[int], seed: int = 0) -> Decoded:
+    """A serialized prometheus.WriteRequest as columns (see `_backend.Kernels`); `seed` is unused here."""
+    return _WalkV1(bytes(data), limits).run()
+
+
+# ---------------------------------------------------------------- 2.0 ---
+
+
+class _WalkV2(_Walk):
+    def read_refs(self, wt: int, val: int, stop: int, refs: List[int]) -> None:
+        if wt == 0:
+            refs.append(val & 0xFFFFFFFF)
+        elif wt == 2:
+            buf = self.buf
+            while val < stop:
+                ref, val = varint_at(buf, val, stop)
+                refs.append(ref & 0xFFFFFFFF)
+
+    def check_ref(self, what: int, ref: int) -> None:
+        if ref >= len(self.strings):
+            raise error(EREF, what, ref, len(self.strings))
+
+    def ref_pairs(self, what: int, refs: List[int], into: "array[int]") -> None:
+        if len(refs) % 2:
+            raise error(EODD_REFS, what, len(refs))
+        for i in range(0, len(refs), 2):
+            self.check_ref(what, refs[i])
+            self.check_ref(what, refs[i + 1])
+            self.charge(LABELS, 1, COST_LABEL_REF)
+            into.append(self.intern_pair(refs[i], refs[i + 1]))
+
+    def exemplar(self, pos: int, end: int, series: int) -> None:
+        refs: List[int] = []
+        value = ts = 0
+        for field, wt, val, stop in fields(self.buf, pos, end):
+            if field == 1:
+                self.read_refs(wt, val, stop, refs)
+            elif field == 2 and wt == 1:
+                value = val
+            elif field == 3 and wt == 0:
+                ts = val
+        self.ref_pairs(1, refs, self.out.exemplar_refs)
+        self.out.exemplars.extend(_rows(series, len(refs) // 2, value, ts))
+
+    def metadata(self, pos: int, end: int, series: int) -> None:
+        kind = 0
+        refs = [0, 0]  # help, unit
+        for field, wt, val, _ in fields(self.buf, pos, end):
+            if field == 1 and wt == 0:
+                kind = val
+            elif field in (3, 4) and wt == 0:
+                refs[field - 3] = val & 0xFFFFFFFF
+        self.check_ref(2, refs[0])
+        self.check_ref(2, refs[1])
+        self.out.metadata.extend(_rows(series, kind, *refs))
+
+    def series(self, pos: int, end: int, series: int) -> None:
+        out = self.out
+        refs: List[int] = []
+        samples = 0
+        labels_before = len(out.label_refs)
+        for field, wt, val, stop in fields(self.buf, pos, end):
+            if field == 1:
+                self.read_refs(wt, val, stop, refs)
+                continue
+            if wt != 2:
+                continue
+            if field == 2:
+                self.charge(SAMPLES, 1, COST_SAMPLE)
+                self.read_sample(val, stop, True)
+                if samples > 0 and out.starts[-1] != out.starts[-2]:
+                    self.charge(-1, 0, COST_SERIES)
+                samples += 1
+            elif field == 3:
+                self.charge(HISTOGRAMS, 1, COST_HISTOGRAM + COST_SERIES)
+                self.check_histogram(val, stop)
+                out.histograms.extend((series, val, stop))
+            elif field == 4:
+                self.charge(EXEMPLARS, 1, COST_EXEMPLAR)
+                self.exemplar(val, stop, series)
+            elif field == 5:
+                self.charge(METADATA, 1, COST_METADATA)
+                self.metadata(val, stop, series)
+        self.ref_pairs(0, refs, out.label_refs)
+        self.note_order(series, len(refs) // 2)
+        out.series_labels.append(len(out.label_refs) - labels_before)
+        out.series_samples.append(samples)
+
+    def run(self) -> Decoded:
+        buf = self.buf
+        spans = []
+        for field, wt, val, stop in fields(buf, 0, len(buf)):
+            if field == 4 and wt == 2:
+                self.add_string(val, stop)
+            elif field == 5 and wt == 2:
+                self.charge(SERIES, 1, COST_SERIES)
+                spans.append((val, stop))
+        for index, (start, end) in enumerate(spans):
+            self.series(start, end, index)
+        return self.done()
+
+
+def decode_v2(data: bytes, limits: Sequence[int], seed: int = 0) -> Decoded:
+    """A serialized io.prometheus.write.v2.Request as columns (see `_backend.Kernels`)."""
+    return _WalkV2(bytes(data), limits).run()
