@@ -21,6 +21,7 @@ from .aio import AsyncClient
 from .auth import AuthError, BasicAuth, BearerAuth, OAuth2, OAuth2Error, SigV4Auth
 from .client import Client, WriteResponse
 from .codec import SeriesSet, decode, encode
+from .decoder import DecodeLimits
 from .names import name_validation, set_name_validation
 from .registry import push_registry
 from .retry import Retry
@@ -76,6 +77,7 @@ __all__ = [
     "ConnectError",
     "DecodeError",
     "DecodeLimitError",
+    "DecodeLimits",
     "Exemplar",
     "FailedBatch",
     "Histogram",
