@@ -249,6 +249,13 @@ static size_t string_start(const dec_t *d, int64_t id)
     return id == 0 ? 0 : (size_t)d->byte_ends.p[id - 1];
 }
 
+/* The bytes of string `id` (a valid pointer even while text is still empty). */
+static const uint8_t *string_bytes(const dec_t *d, int64_t id)
+{
+    static const uint8_t none[1] = {0};
+    return d->text ? d->text + string_start(d, id) : none;
+}
+
 /* Grows a hash table to twice its size (or 64 slots), re-inserting every id. */
 static int grow_table(dec_t *d, int64_t **table, size_t *cap, size_t used, int pairs)
 {
@@ -266,7 +273,7 @@ static int grow_table(dec_t *d, int64_t **table, size_t *cap, size_t used, int p
             h = hash_pair(d->v[PW_DEC_PAIRS].p[2 * id], d->v[PW_DEC_PAIRS].p[2 * id + 1], d->seed);
         } else {
             size_t a = string_start(d, (int64_t)id);
-            h = hash_bytes(d->text + a, (size_t)d->byte_ends.p[id] - a, d->seed);
+            h = hash_bytes(string_bytes(d, (int64_t)id), (size_t)d->byte_ends.p[id] - a, d->seed);
         }
         while (t[h & mask])
             h++;
@@ -332,7 +339,7 @@ static int intern_string(dec_t *d, size_t start, size_t end, int64_t *id)
         if (slot == 0)
             break;
         a = string_start(d, slot - 1);
-        if ((size_t)d->byte_ends.p[slot - 1] - a == n && (n == 0 || memcmp(d->text + a, d->buf + start, n) == 0)) {
+        if ((size_t)d->byte_ends.p[slot - 1] - a == n && memcmp(string_bytes(d, slot - 1), d->buf + start, n) == 0) {
             *id = slot - 1;
             return 0;
         }
@@ -377,7 +384,7 @@ static int note_order(dec_t *d, int64_t series, size_t count)
         int64_t a = pairs[2 * refs->p[k - 1]], b = pairs[2 * refs->p[k]];
         size_t sa = string_start(d, a), sb = string_start(d, b);
         size_t na = (size_t)d->byte_ends.p[a] - sa, nb = (size_t)d->byte_ends.p[b] - sb;
-        int c = memcmp(d->text + sa, d->text + sb, na < nb ? na : nb);
+        int c = memcmp(string_bytes(d, a), string_bytes(d, b), na < nb ? na : nb);
         if (c > 0 || (c == 0 && na >= nb))
             return push(&d->v[PW_DEC_UNSORTED], series);
     }

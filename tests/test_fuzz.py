@@ -1,10 +1,12 @@
 """The fuzz targets, each run for a bounded time (PROMWRITE_FUZZ_SECONDS, default 20).
 
-* csrc/test_fuzz_snappy.c: libFuzzer target for csrc/snappy.c, built with
-  clang -fsanitize=fuzzer,address,undefined and run on a seed corpus of valid
-  snappy streams;
+* csrc/test_fuzz_snappy.c and csrc/test_fuzz_pbdec.c: libFuzzer targets for
+  csrc/snappy.c and the C decoder csrc/pbdec.c, built with
+  clang -fsanitize=fuzzer,address,undefined and run on seed corpora of valid
+  snappy streams and of serialized 1.0 and 2.0 requests;
 * tests/fuzz_snappy.py and tests/fuzz_decode.py: atheris targets (snappy in
-  both backends; `codec.decode` / `decode_payload`), run in a subprocess.
+  both backends; `codec.decode` / `decode_payload`, the two decode kernels
+  against each other), run in a subprocess.
 
 A finding fails the test with the reproducer's bytes in the message (also kept
 as the crash-* file under the test's tmp dir). Turn it into a plain regression
@@ -110,12 +112,13 @@ def fuzz_snappy_seeds() -> List[bytes]:
 
 
 def fuzz_decode_seeds() -> List[bytes]:
-    """tests/fuzz_decode.py seeds: even mode byte = protobuf, odd = snappy body."""
+    """tests/fuzz_decode.py seeds: mode bit 0 = snappy body (else protobuf), bit 1 = 2.0 (else 1.0)."""
     python = _backend.available()[0]
     seeds = []
     for request in _requests():
-        raw = encode_with(python, request, compress=False)
-        seeds += [b"\x00" + raw, b"\x01" + _pysnappy.compress(raw)]
+        for v2, protocol in ((0, "1.0"), (2, "2.0")):
+            raw = encode_with(python, request, compress=False, protocol=protocol)
+            seeds += [bytes([v2]) + raw, bytes([v2 | 1]) + _pysnappy.compress(raw)]
     return seeds
 
 
@@ -169,15 +172,29 @@ def run_fuzzer(cmd: List[str], tmp_path: pathlib.Path, corpus: pathlib.Path, env
     return output
 
 
-# ---- libFuzzer: csrc/snappy.c under ASan + UBSan ----------------------------------------
+# ---- libFuzzer: csrc/snappy.c and csrc/pbdec.c under ASan + UBSan ------------------------
+
+def pbdec_seeds() -> List[bytes]:
+    """Serialized requests, 1.0 and 2.0: the C decoder target's seeds."""
+    python = _backend.available()[0]
+    return [encode_with(python, r, compress=False, protocol=p) for r in _requests() for p in ("1.0", "2.0")]
+
+
+LIBFUZZER_TARGETS = {
+    "snappy": ("test_fuzz_snappy.c", "snappy.c", snappy_streams),
+    "pbdec": ("test_fuzz_pbdec.c", "pbdec.c", pbdec_seeds),
+}
+
 
 @pytest.mark.long  # a full run only (PROMWRITE_FULL=1, CI): see conftest.py
-def test_fuzz_snappy_c(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("target", list(LIBFUZZER_TARGETS))
+def test_fuzz_c(target: str, tmp_path: pathlib.Path) -> None:
     clang = shutil.which("clang")
     if clang is None:
         unavailable("clang not found (libFuzzer needs it; scripts/test installs it)")
-    exe = tmp_path / "fuzz_snappy"
-    sources = [str(CSRC / "test_fuzz_snappy.c"), str(CSRC / "snappy.c")]
+    driver, source, seeds = LIBFUZZER_TARGETS[target]
+    exe = tmp_path / f"fuzz_{target}"
+    sources = [str(CSRC / driver), str(CSRC / source)]
     built = subprocess.run(
         [clang, *CLANG_FLAGS, *sources, "-o", str(exe)], capture_output=True, text=True, timeout=300
     )
@@ -191,7 +208,7 @@ def test_fuzz_snappy_c(tmp_path: pathlib.Path) -> None:
         if probe.returncode != 0:
             unavailable(f"{clang} cannot link libFuzzer + sanitizers: {probe.stderr.strip()[-400:]}")
         pytest.fail(f"building the libFuzzer target failed:\n{built.stderr}")
-    corpus = write_corpus(tmp_path / "corpus", snappy_streams())
+    corpus = write_corpus(tmp_path / "corpus", seeds())
     env = dict(os.environ, UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     env["ASAN_OPTIONS"] = "detect_leaks=1"
     check = subprocess.run([str(exe), "-runs=0", str(corpus)], capture_output=True, text=True, env=env, timeout=120)
