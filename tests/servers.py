@@ -36,11 +36,13 @@ import urllib.request
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 __all__ = [
+    "PrometheusSender",
     "PrometheusServer",
     "Server",
     "ServerError",
     "ServerUnavailable",
     "VictoriaMetricsServer",
+    "VmagentSender",
     "free_port",
     "parse_value",
 ]
@@ -437,6 +439,70 @@ class VictoriaMetricsServer(Server):
 
 
 _BARE_FLOATS = re.compile(r'(?<=[\[,])([+-]?Inf|NaN)(?=[,\]])')
+
+
+class PrometheusSender(PrometheusServer):
+    """Prometheus as a remote-write *sender*: it scrapes itself every second and
+    remote-writes what it scrapes (and metric metadata) to `remote_write_url`."""
+
+    kind = "prometheus-sender"
+
+    def __init__(self, data_dir: Union[str, os.PathLike], remote_write_url: str, **kw: str) -> None:
+        super().__init__(data_dir, **kw)
+        self.remote_write_url = remote_write_url
+
+    def prepare(self) -> None:
+        super().prepare()
+        (self.dir / "prometheus.yml").write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            "  - job_name: self\n"
+            f"    basic_auth: {{username: {json.dumps(self.username)}, password: {json.dumps(self.password)}}}\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{self.port}']}}]\n"
+            "remote_write:\n"
+            f"  - url: {json.dumps(self.remote_write_url)}\n"
+            "    queue_config: {batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}\n"
+            "    metadata_config: {send: true, send_interval: 1s}\n"
+        )
+
+
+class VmagentSender(Server):
+    """vmagent scraping its own /metrics every second and remote-writing to `remote_write_url`."""
+
+    kind = "vmagent"
+    binary_env = "PROMWRITE_VMAGENT_BIN"
+    binary_names = ("vmagent", "vmagent-prod")
+    ready_path = "/health"
+
+    def __init__(self, data_dir: Union[str, os.PathLike], remote_write_url: str, **kw: str) -> None:
+        super().__init__(data_dir, **kw)
+        self.remote_write_url = remote_write_url
+
+    def prepare(self) -> None:
+        (self.dir / "scrape.yml").write_text(
+            "scrape_configs:\n"
+            "  - job_name: self\n"
+            "    scrape_interval: 1s\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{self.port}']}}]\n"
+        )
+
+    def command(self) -> List[str]:
+        assert self.binary is not None
+        return [
+            self.binary,
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            f"-promscrape.config={self.dir / 'scrape.yml'}",
+            f"-remoteWrite.url={self.remote_write_url}",
+            f"-remoteWrite.tmpDataPath={self.dir / 'queue'}",
+            "-remoteWrite.flushInterval=1s",
+            "-loggerLevel=INFO",
+        ]
+
+    def metrics(self) -> str:
+        status, body = self.request("GET", "/metrics", auth=False)
+        if status != 200:
+            raise ServerError(f"/metrics: HTTP {status}: {body[:300]!r}")
+        return body.decode()
 
 
 def bcrypt_hash(password: str, rounds: int = 10) -> str:
