@@ -4,7 +4,9 @@
 
 KIND: v1-series (``0a00`` repeated: empty 1.0 series), v2-series (``2a00``),
 v1-samples (one series of empty samples ``1200``), v1-labels (one series of
-empty labels ``0a00``). MIB: the decompressed size. Prints one JSON line:
+empty labels ``0a00``); v1-accepted / v2-accepted: the worst body the default
+limits accept, as many empty series as the memory budget allows and an
+unknown field padding it to size. MIB: the decompressed size. Prints one JSON line:
 outcome (ok or the error), seconds of decode_payload, peak RSS in MiB.
 """
 
@@ -15,9 +17,18 @@ import sys
 import time
 
 from promwrite import _pysnappy, codec
+from promwrite._pydecode import COST_SERIES
+from promwrite.decoder import DecodeLimits
 
 
 def body(kind: str, size: int) -> bytes:
+    if kind.endswith("-accepted"):
+        limits = DecodeLimits()
+        budget = limits.max_expansion * size + (64 << 10)
+        series = budget // (COST_SERIES + (COST_SERIES if kind.startswith("v2") else 0)) - 8
+        unit = b"\x0a\x00" if kind.startswith("v1") else b"\x2a\x00"
+        pad = size - 2 * series - 8
+        return unit * series + b"\x7a" + _pysnappy.varint(pad) + bytes(pad)  # field 15: skipped
     if kind in ("v1-series", "v2-series"):
         return (b"\x0a\x00" if kind == "v1-series" else b"\x2a\x00") * (size // 2)
     unit = b"\x12\x00" if kind == "v1-samples" else b"\x0a\x00"
