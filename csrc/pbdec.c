@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pbdec_wire.h"
+
 /* Estimated bytes of the Python objects each element becomes (CPython 3.x,
  * 64-bit): what PW_LIM_COST counts. Same numbers in _pydecode.py. */
 enum {
@@ -22,11 +24,6 @@ enum {
     COST_BUCKET = 64,
     COST_METADATA = 100
 };
-
-typedef struct {
-    int64_t *p;
-    size_t len, cap;
-} vec_t;
 
 typedef struct {
     uint64_t field, val;
@@ -58,45 +55,6 @@ typedef struct {
         if (rc_ != 0)            \
             return rc_;          \
     } while (0)
-
-static int push(vec_t *v, int64_t x)
-{
-    if (v->len == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        int64_t *p;
-        if (cap > SIZE_MAX / sizeof(int64_t))
-            return PW_DEC_ENOMEM;
-        p = (int64_t *)realloc(v->p, cap * sizeof(int64_t));
-        if (p == NULL)
-            return PW_DEC_ENOMEM;
-        v->p = p;
-        v->cap = cap;
-    }
-    v->p[v->len++] = x;
-    return 0;
-}
-
-static int rd_varint(const uint8_t *b, size_t *pos, size_t end, uint64_t *out)
-{
-    uint64_t r = 0;
-    unsigned shift = 0;
-    size_t p = *pos;
-    for (;;) {
-        uint8_t c;
-        if (p >= end)
-            return PW_DEC_ETRUNC_VARINT;
-        c = b[p++];
-        if (shift == 63 && c > 1)
-            return PW_DEC_EVARINT_64;
-        r |= (uint64_t)(c & 0x7f) << shift;
-        if (c < 0x80) {
-            *pos = p;
-            *out = r;
-            return 0;
-        }
-        shift += 7; /* at most 63: a tenth byte either ends the varint or fails above */
-    }
-}
 
 static int next_field(dec_t *d, size_t *pos, size_t end, fld_t *f)
 {
@@ -156,92 +114,6 @@ static int charge(dec_t *d, int what, int64_t n, int64_t cost)
     }
     d->counts[PW_LIM_COST] += cost;
     return 0;
-}
-
-/* Strict UTF-8 (as Python's decoder): its code points and bytes per code point in a str. */
-static int utf8_check(const uint8_t *s, size_t n, int64_t *code_points, int64_t *width)
-{
-    size_t i = 0;
-    int64_t count = 0;
-    uint32_t top = 0;
-    while (i < n) {
-        uint32_t c = s[i], cp;
-        size_t k;
-        uint8_t lo = 0x80, hi = 0xbf;
-        if (c < 0x80) {
-            i++;
-            count++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-            if (c == 0xe0)
-                lo = 0xa0;
-            else if (c == 0xed)
-                hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-            if (c == 0xf0)
-                lo = 0x90;
-            else if (c == 0xf4)
-                hi = 0x8f;
-        } else {
-            return PW_DEC_EUTF8;
-        }
-        if (n - i - 1 < k)
-            return PW_DEC_EUTF8;
-        for (size_t j = 1; j <= k; j++) {
-            uint8_t b = s[i + j];
-            if (b < lo || b > hi)
-                return PW_DEC_EUTF8;
-            lo = 0x80;
-            hi = 0xbf;
-            cp = (cp << 6) | (b & 0x3f);
-        }
-        if (cp > top)
-            top = cp;
-        i += k + 1;
-        count++;
-    }
-    *code_points = count;
-    *width = top < 0x100 ? 1 : top < 0x10000 ? 2 : 4;
-    return 0;
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ULL;
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ULL;
-    x ^= x >> 32;
-    return x;
-}
-
-static uint64_t hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
-{
-    uint64_t h = mix(seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL));
-    uint64_t w;
-    while (n >= 8) {
-        memcpy(&w, p, 8);
-        h = mix(h ^ w);
-        p += 8;
-        n -= 8;
-    }
-    w = 0;
-    if (n)
-        memcpy(&w, p, n);
-    return mix(h ^ w ^ 0xa5);
-}
-
-static uint64_t hash_pair(int64_t a, int64_t b, uint64_t seed)
-{
-    return mix(mix(seed ^ (uint64_t)a) ^ (uint64_t)b);
 }
 
 static size_t string_start(const dec_t *d, int64_t id)
