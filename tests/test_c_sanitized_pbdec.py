@@ -17,6 +17,8 @@ import pytest
 
 from .ctools import COMPILERS, assert_compiles, cc_id, run_sanitized
 
+pytestmark = pytest.mark.long  # a full run only (PROMWRITE_FULL=1, CI): see conftest.py
+
 
 @pytest.mark.parametrize("opt", ["-O0", "-O2", "-O3"])
 @pytest.mark.parametrize("cc", COMPILERS, ids=cc_id)
