@@ -85,7 +85,10 @@ def encode_with(kernels: Kernels, request: WriteRequest, compress: bool, protoco
 
         _check_protocol(protocol)
         return encode_v2(kernels, request, compress)
-    metadata = b"".join(_metadata(m) for m in request.metadata)
+    try:
+        metadata = b"".join(_metadata(m) for m in request.metadata)
+    except UnicodeEncodeError as exc:
+        raise _bad_metadata_text(request.metadata, request.timeseries, exc) from None
     columns = request._columns
     if isinstance(columns, _Columns):
         owner = columns.owner
@@ -95,7 +98,11 @@ def encode_with(kernels: Kernels, request: WriteRequest, compress: bool, protoco
     series = request.timeseries
     label_text, label_lengths = _label_fields(kernels, series)
     if any(map(_get_metadata, series)):  # remote write 2.0's per-series metadata, as 1.0 can send it
-        metadata += b"".join(map(_metadata, _series_metadata_v1(request.metadata, series)))
+        entries = _series_metadata_v1(request.metadata, series)
+        try:
+            metadata += b"".join(map(_metadata, entries))
+        except UnicodeEncodeError as exc:
+            raise _bad_metadata_text(entries, series, exc) from None
     try:
         per_series = [ts.samples for ts in series]
         counts = list(map(len, per_series))
@@ -104,7 +111,11 @@ def encode_with(kernels: Kernels, request: WriteRequest, compress: bool, protoco
         stamps = array("q", [s[1] for s in flat])
     except (AttributeError, TypeError, OverflowError, IndexError, KeyError):
         raise _bad_samples(series) from None
-    extras: Optional[List[bytes]] = [_extras(ts) if ts.exemplars or ts.histograms else b"" for ts in series]
+    try:
+        extras: Optional[List[bytes]] = [_extras(ts) if ts.exemplars or ts.histograms else b"" for ts in series]
+    except UnicodeEncodeError as exc:
+        index = next(i for i, ts in enumerate(series) if not _encodable(chain.from_iterable(chain.from_iterable(e.labels for e in ts.exemplars))))
+        raise _named(SeriesError(index, f"exemplar label is not valid Unicode ({exc.reason})"), series, index) from None
     if not any(extras):  # type: ignore[arg-type]
         extras = None
     try:
@@ -277,6 +288,26 @@ class SeriesSet:
         if len(vals) != n or len(stamps) != n:
             raise ValueError(f"SeriesSet.request: {n} series but {len(vals)} values and {len(stamps)} timestamps")
         return WriteRequest.from_columns(_Columns(self, vals, stamps), metadata)
+
+
+def _encodable(texts: Iterable[str]) -> bool:
+    """True when every one of these strings is UTF-8 encodable."""
+    try:
+        for text in texts:
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bad_metadata_text(entries: List[MetricMetadata], series: List[TimeSeries], exc: UnicodeEncodeError) -> ValueError:
+    """The error for metadata whose text is not UTF-8: a SeriesError naming the series it describes."""
+    problem = f"metadata help or unit is not valid Unicode ({exc.reason})"
+    bad = next(m for m in entries if not _encodable((m.metric_family_name, m.help, m.unit)))
+    for index, ts in enumerate(series):
+        if ts.metadata == bad or metric_name(ts) == bad.metric_family_name:
+            return _named(SeriesError(index, problem), series, index)
+    return ValueError(f"metadata {bad.metric_family_name!r}: {problem}")
 
 
 def _bad_samples(series: List[TimeSeries]) -> SeriesError:

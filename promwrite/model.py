@@ -52,6 +52,7 @@ _U64 = struct.Struct("<Q")
 #: server that a series ended (it vanishes from queries after this sample).
 STALE_NAN: float = _DOUBLE.unpack(_U64.pack(0x7FF0000000000002))[0]
 
+_new_tuple = tuple.__new__
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -98,10 +99,19 @@ def to_ms(time: Optional[Time], timestamp_ms: Optional[int]) -> int:
     else:
         if not math.isfinite(time):
             raise ValueError(f"time must be finite, not {time!r}")
-        ms = round(time * 1000)
+        scaled = time * 1000
+        if not -9.3e18 < scaled < 9.3e18:  # round() of an infinite product raises OverflowError
+            raise ValueError(f"time {time!r} s is outside the int64 range of milliseconds")
+        ms = round(scaled)
     if not INT64_MIN <= ms <= INT64_MAX:
-        raise ValueError(f"timestamp {ms} ms is outside the int64 range")
+        raise ValueError(f"timestamp {_excerpt(ms)} ms is outside the int64 range")
     return ms
+
+
+def _excerpt(number: object) -> str:
+    """A number for an error message, at most 40 characters of it."""
+    text = repr(number)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
 
 
 def to_float(value: object, what: str = "value") -> float:
@@ -110,7 +120,22 @@ def to_float(value: object, what: str = "value") -> float:
         return value
     if isinstance(value, (str, bytes, bytearray, bool)) or not hasattr(value, "__float__"):
         raise ValueError(f"{what} must be a number, not {type(value).__name__}")
-    return float(value)  # type: ignore[arg-type]
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        raise ValueError(f"{what} {_excerpt(value)} is too large for a float") from None
+
+
+def to_int(value: object, what: str) -> int:
+    """int(value) for an integer field (schema, bucket delta), any failure a ValueError."""
+    if type(value) is int:
+        return value
+    try:
+        if isinstance(value, float) and not value.is_integer():
+            raise TypeError
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, OverflowError):
+        raise ValueError(f"{what} must be an integer, not {type(value).__name__} {_excerpt(value)}") from None
 
 
 class Label(NamedTuple):
@@ -202,7 +227,11 @@ class Sample(Tuple[float, int]):
     def __new__(
         cls, value: float, time: Optional[Time] = None, *, timestamp_ms: Optional[int] = None
     ) -> "Sample":
-        return tuple.__new__(cls, (to_float(value), to_ms(time, timestamp_ms)))
+        # The common call, Sample(float, timestamp_ms=int), takes the fewest steps Python allows.
+        if type(timestamp_ms) is int and type(value) is float and time is None:
+            if -0x8000000000000000 <= timestamp_ms <= 0x7FFFFFFFFFFFFFFF:
+                return _new_tuple(cls, (value, timestamp_ms))
+        return _new_tuple(cls, (to_float(value), to_ms(time, timestamp_ms)))
 
     @property
     def value(self) -> float:
@@ -235,7 +264,7 @@ class Sample(Tuple[float, int]):
 
 
 def _sample(value: float, timestamp_ms: int) -> Sample:
-    return tuple.__new__(Sample, (value, timestamp_ms))
+    return _new_tuple(Sample, (value, timestamp_ms))
 
 
 class Exemplar:
@@ -357,14 +386,14 @@ class Histogram:
     ) -> None:
         self.count = count
         self.sum = to_float(sum, "histogram sum")
-        self.schema = int(schema)
+        self.schema = to_int(schema, "histogram schema")
         self.zero_threshold = to_float(zero_threshold, "zero_threshold")
         self.zero_count = zero_count
-        self.negative_spans = tuple(BucketSpan(*s) for s in negative_spans)
-        self.negative_deltas = tuple(int(d) for d in negative_deltas)
+        self.negative_spans = _spans(negative_spans)
+        self.negative_deltas = tuple(to_int(d, "bucket delta") for d in negative_deltas)
         self.negative_counts = tuple(to_float(c, "bucket count") for c in negative_counts)
-        self.positive_spans = tuple(BucketSpan(*s) for s in positive_spans)
-        self.positive_deltas = tuple(int(d) for d in positive_deltas)
+        self.positive_spans = _spans(positive_spans)
+        self.positive_deltas = tuple(to_int(d, "bucket delta") for d in positive_deltas)
         self.positive_counts = tuple(to_float(c, "bucket count") for c in positive_counts)
         self.reset_hint = ResetHint(reset_hint)
         self.timestamp_ms = to_ms(time, timestamp_ms)
@@ -385,7 +414,7 @@ class Histogram:
             for what in ("count", "zero_count"):
                 v = getattr(self, what)
                 if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 1 << 64:
-                    raise ValueError(f"histogram {what} must be an int in [0, 2**64), not {v!r}")
+                    raise ValueError(f"histogram {what} must be an int in [0, 2**64), not {_excerpt(v)}")
             if self.negative_counts or self.positive_counts:
                 raise ValueError("an integer histogram (int count) takes *_deltas, not *_counts")
         if self.schema == -53:
@@ -440,7 +469,10 @@ class Histogram:
         """
         values = [*positive.values(), *negative.values(), zero_count]
         is_float = any(isinstance(v, float) for v in values) or isinstance(count, float)
-        total = count if count is not None else sum_(values)
+        try:
+            total = count if count is not None else sum_(values)
+        except (TypeError, OverflowError) as exc:
+            raise ValueError(f"bucket counts must be numbers that add up to a float ({exc})") from None
         fields = {}
         for side, buckets in (("positive", positive), ("negative", negative)):
             spans: List[BucketSpan] = []
@@ -455,15 +487,15 @@ class Histogram:
                 prev = index
             fields[side + "_spans"] = spans
             if is_float:
-                fields[side + "_counts"] = [float(c) for c in counts]
+                fields[side + "_counts"] = [to_float(c, "bucket count") for c in counts]
             else:
                 fields[side + "_deltas"] = [c - p for c, p in zip(counts, [0, *counts])]
         return cls(
-            count=float(total) if is_float else int(total),
+            count=to_float(total, "count") if is_float else to_int(total, "count"),
             sum=sum,
             schema=schema,
             zero_threshold=zero_threshold,
-            zero_count=float(zero_count) if is_float else int(zero_count),
+            zero_count=to_float(zero_count, "zero_count") if is_float else to_int(zero_count, "zero_count"),
             reset_hint=reset_hint,
             time=time,
             timestamp_ms=timestamp_ms,
@@ -483,6 +515,14 @@ class Histogram:
 
 
 sum_ = sum  # `sum` is a field name in Histogram's signatures
+
+
+def _spans(spans: Iterable[Tuple[int, int]]) -> Tuple[BucketSpan, ...]:
+    """Bucket spans as BucketSpan of two ints; ValueError for anything else."""
+    try:
+        return tuple(BucketSpan(to_int(offset, "span offset"), to_int(length, "span length")) for offset, length in spans)
+    except TypeError:
+        raise ValueError("bucket spans must be (offset, length) pairs of int") from None
 
 
 def _same(a: object, b: object) -> bool:

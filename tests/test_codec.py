@@ -321,3 +321,23 @@ def test_bad_pairs_named(kernels, pair, problem) -> None:
     with pytest.raises(SeriesError, match=problem) as info:
         encode_with(kernels, WriteRequest(series), compress=False)
     assert info.value.index == 1 and "bad" in str(info.value)
+
+
+def test_exemplar_label_not_unicode_is_a_series_error(kernels) -> None:
+    bad = TimeSeries({"__name__": "x", "job": "a"}, [(1.0, 5)], exemplars=[Exemplar({"trace_id": "\ud800"}, 1.0, timestamp_ms=1)])
+    request = WriteRequest([TimeSeries({"__name__": "ok"}, [(1.0, 5)]), bad])
+    for protocol in ("1.0", "2.0"):
+        with pytest.raises(SeriesError, match="series 1 x{job='a'}: exemplar .*not valid Unicode"):
+            encode_with(kernels, request, compress=False, protocol=protocol)
+
+
+@pytest.mark.parametrize("where", ["request", "series"])
+def test_metadata_help_not_unicode_is_a_series_error(kernels, where) -> None:
+    meta = MetricMetadata(MetricType.COUNTER, "x", "help \ud800")
+    series = [TimeSeries({"__name__": "ok"}, [(1.0, 5)]), TimeSeries({"__name__": "x"}, [(1.0, 5)])]
+    if where == "series":
+        series[1] = TimeSeries({"__name__": "x"}, [(1.0, 5)], metadata=meta)
+    request = WriteRequest(series, metadata=[meta] if where == "request" else [])
+    for protocol in ("1.0", "2.0"):
+        with pytest.raises(SeriesError, match="series 1 x{}: .*not valid Unicode"):
+            encode_with(kernels, request, compress=False, protocol=protocol)

@@ -34,6 +34,12 @@ def test_sample_times() -> None:
         ((1, math.inf), {}, "finite"),
         ((1, "2024-01-01"), {}, "datetime or seconds"),
         ((1,), {"timestamp_ms": 1 << 63}, "int64"),
+        ((1.5,), {"timestamp_ms": 1 << 63}, "int64"),
+        ((1.5,), {"timestamp_ms": -(1 << 63) - 1}, "int64"),
+        ((1.5,), {"timestamp_ms": True}, "must be an int"),
+        ((10**400,), {}, "too large for a float"),
+        ((1.5, 1e308), {}, "outside the int64 range"),
+        ((1.5, -1e300), {}, "outside the int64 range"),
     ],
 )
 def test_sample_rejects(args, kwargs, match) -> None:
@@ -85,9 +91,39 @@ def test_histogram_from_buckets_float() -> None:
         ({"count": 1, "schema": 9}, "outside -4..8"),
         ({"count": 1, "positive_spans": [BucketSpan(0, 1)], "positive_deltas": [-1]}, "negative bucket count"),
         ({"count": 1, "custom_values": [1.0]}, "only for schema -53"),
+        ({"count": 1, "schema": 1e400}, "schema must be an integer"),
+        ({"count": 1, "schema": 0, "zero_threshold": 10**400}, "too large for a float"),
+        ({"count": 1, "positive_spans": [(0.5, 1)], "positive_deltas": [1]}, "span offset must be an integer"),
+        ({"count": 1, "positive_spans": [(0, 1)], "positive_deltas": [math.inf]}, "bucket delta must be an integer"),
+        ({"count": 1, "custom_values": [10**400], "schema": -53}, "too large for a float"),
+        ({"count": 10**400}, "int in"),
     ],
 )
 def test_histogram_rejects(kwargs, match) -> None:
     kwargs.setdefault("schema", 0)
     with pytest.raises(ValueError, match=match):
         Histogram(sum=0.0, timestamp_ms=1, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Exemplar({"trace_id": "a"}, 10**400, timestamp_ms=1),
+        lambda: Exemplar({"trace_id": "a"}, 1.0, 1e300),
+        lambda: Histogram(count=1, sum=10**400, schema=0, timestamp_ms=1),
+        lambda: Histogram.from_buckets(schema=0, sum=1.0, positive={0: 1.5}, zero_count=10**400),
+        lambda: Histogram.from_buckets(schema=0, sum=1.0, positive={0: 10**400, 1: 0.5}),
+        lambda: TimeSeries({"__name__": "x"}, start_timestamp_ms=10**400),
+    ],
+)
+def test_constructors_raise_value_errors_for_bad_numbers(build) -> None:
+    """Never OverflowError (issue 10 item 10): every bad number is a ValueError."""
+    with pytest.raises(ValueError):
+        build()
+
+
+def test_sample_fast_path_is_the_same_sample() -> None:
+    fast = Sample(1.5, timestamp_ms=7)
+    assert type(fast) is Sample and fast == Sample(1.5, None, timestamp_ms=7) == (1.5, 7)
+    assert Sample(2, timestamp_ms=7).value == 2.0 and type(Sample(2, timestamp_ms=7).value) is float
+    assert Sample(1.5, timestamp_ms=(1 << 63) - 1).timestamp_ms == (1 << 63) - 1
