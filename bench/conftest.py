@@ -41,7 +41,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: Any) -> None:
         if bench.stats is None:
             continue
         groups.setdefault(bench.group or "", []).append(bench)
-    lines = [f"Machine: {_machine()}", ""]
+    timer = getattr(config.option, "benchmark_timer", None)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines = [f"Machine: {_machine()}; timer {timer or 'default'}; load average at the end {load}", ""]
     for group, benches in sorted(groups.items()):
         ref = next((b for b in benches if b.extra_info.get("contender") == REFERENCE), None)
         lines += [

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import struct
 from array import array
-from typing import List, Optional, Sequence, Tuple
+from itertools import chain
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import _pydecode, _pysnappy, names as _names
 from ._pysnappy import SMALL_VARINTS as _SMALL, varint
@@ -91,32 +92,66 @@ def _label_set_problem(pairs: List[tuple], legacy: bool) -> str:
 
 
 def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[int]) -> Tuple[bytes, "array[int]"]:
-    """Encoded, sorted, validated label fields per set (see `_backend.Kernels`)."""
+    """Encoded, sorted, validated label fields per set (see `_backend.Kernels`).
+
+    Each distinct (name, value) is checked and encoded once per call; a set
+    that is not plainly valid goes through `_encode_label_set`, which words the error.
+    """
     legacy = _names.name_validation() == _names.LEGACY
     if len(names) != len(values) or sum(counts) != len(names):
         raise ValueError(f"{len(names)} names, {len(values)} values, counts adding up to {sum(counts)}")
+    fields: Dict[Tuple[str, str], Optional[bytes]] = {}  # each label seen: its field, None if invalid
+    get = fields.get
     out = []
     pos = 0
     for index, count in enumerate(counts):
-        set_names = names[pos : pos + count]
-        set_values = values[pos : pos + count]
-        pos += count
-        for text in (*set_names, *set_values):
-            if not isinstance(text, str):
-                raise SeriesError(index, f"label names and values must be str, not {type(text).__name__}")
-        pairs = sorted(zip(set_names, set_values))
-        problem = _label_set_problem(pairs, legacy)
-        if problem:
-            raise SeriesError(index, problem)
-        parts = []
-        for name, value in pairs:
+        end = pos + count
+        pairs = list(zip(names[pos:end], values[pos:end]))
+        pos = end
+        try:
+            encoded = [get(pair) or _label_field(pair, legacy, fields) for pair in pairs]
+            by_name = dict(pairs)
+        except TypeError:  # an unhashable name or value
+            encoded, by_name = [None], {}
+        if None in encoded or len(by_name) != count or "__name__" not in by_name:
+            out.append(_encode_label_set(index, pairs, legacy))
+        else:
+            out.append(b"".join([fields[pair] for pair in sorted(pairs)]))  # type: ignore[misc]
+    return b"".join(out), array("q", map(len, out))
+
+
+def _label_field(pair: Tuple[str, str], legacy: bool, fields: Dict[Tuple[str, str], Optional[bytes]]) -> Optional[bytes]:
+    """The encoded Label field of one (name, value), kept in `fields`; None if it is invalid on its own."""
+    name, value = pair
+    field = None
+    if type(name) is str and type(value) is str and name and value:
+        if not legacy or (_LABEL_NAME(name) and (name != "__name__" or _METRIC_NAME(value))):
             try:
                 body = field_bytes(1, name.encode("utf-8")) + field_bytes(2, value.encode("utf-8"))
-            except UnicodeEncodeError as exc:
-                raise SeriesError(index, f"label {name!r}: value is not valid Unicode text ({exc.reason})") from None
-            parts.append(b"\x0a" + varint(len(body)) + body)
-        out.append(b"".join(parts))
-    return b"".join(out), array("q", map(len, out))
+                field = b"\x0a" + varint(len(body)) + body
+            except UnicodeEncodeError:
+                pass
+    fields[pair] = field
+    return field
+
+
+def _encode_label_set(index: int, pairs: List[Tuple[str, str]], legacy: bool) -> bytes:
+    """One label set checked in full: its fields, or SeriesError saying what is wrong."""
+    for text in chain([name for name, _ in pairs], [value for _, value in pairs]):  # names first
+        if not isinstance(text, str):
+            raise SeriesError(index, f"label names and values must be str, not {type(text).__name__}")
+    pairs = sorted(pairs)
+    problem = _label_set_problem(pairs, legacy)
+    if problem:
+        raise SeriesError(index, problem)
+    parts = []
+    for name, value in pairs:
+        try:
+            body = field_bytes(1, name.encode("utf-8")) + field_bytes(2, value.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise SeriesError(index, f"label {name!r}: value is not valid Unicode text ({exc.reason})") from None
+        parts.append(b"\x0a" + varint(len(body)) + body)
+    return b"".join(parts)
 
 
 def encode_request(

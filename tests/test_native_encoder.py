@@ -356,6 +356,8 @@ def test_label_set_errors_word_for_word() -> None:
         [("__name__", "up"), ("a-b", "x")],
         [("__name__", "up"), ("job", "")],
         [("__name__", "up"), ("job", "a"), ("job", "b")],
+        [("__name__", "up"), ("job", "ab"), ("job", "ab")],  # a label seen valid, twice
+        [("job", "ab"), ("job", "ab")],
         [("__name__", "1up")],
         [("__name__", "up"), ("\u00e9", "x")],
         [("__name__", "up"), ("job", "\ud800")],
