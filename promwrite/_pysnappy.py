@@ -231,7 +231,7 @@ def _header(src: bytes) -> "tuple[int, int]":
 
 def uncompressed_length(data: Buffer) -> int:
     """The length a snappy block declares; SnappyError when the header is bad."""
-    return _header(data if type(data) is bytes else bytes(data))[0]
+    return _header(data if type(data) in (bytes, bytearray) else bytes(data))[0]
 
 
 def decompress(data: Buffer, max_length: int) -> bytes:

@@ -3,25 +3,41 @@
 It decompresses and decodes every POST with promwrite's own codec, keeps what
 arrived, and answers as Prometheus does: 204 when stored, 400 with a reason
 when the body is not a valid write, 401 when basic auth is required and wrong,
-415 for a content type or encoding it does not take. It takes remote write 1.0
-and 2.0 (by the ``proto=`` parameter of Content-Type), and answers a 2.0 write
-with the ``X-Prometheus-Remote-Write-*-Written`` counts the 2.0 spec requires.
+413 when the body is over its limits, 415 for a content type or encoding it
+does not take. It takes remote write 1.0 and 2.0 (by the ``proto=`` parameter
+of Content-Type), and answers a 2.0 write with the
+``X-Prometheus-Remote-Write-*-Written`` counts the 2.0 spec requires.
+
+Slow or hostile peers cost it little: headers and body each have a deadline
+for the whole read (a peer trickling a byte a second is cut off), at most
+`max_connections` are served at once (more are answered 503 and closed by the
+accepting thread), and a body is read in chunks as it arrives, never
+allocated from its declared length.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import io
+import re
+import socket
+import sys
 import threading
+import time
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from . import codec, snappy
 from ._pysnappy import max_compressed_length
-from .errors import DecodeError, SnappyError
+from .decoder import DecodeLimits
+from .errors import DecodeError, DecodeLimitError, SnappyError
 from .model import WriteRequest
 
 __all__ = ["Receiver"]
+
+Answer = Tuple[int, str, Dict[str, str]]  # (status, reason, extra headers)
 
 
 class Receiver:
@@ -31,7 +47,11 @@ class Receiver:
     payload size in `payload_bytes` and its protocol, "1.0" or "2.0", in
     `received_protocols`); `on_write`, if given, is called with each.
     `protocols` are the versions it takes: ``("1.0",)`` makes it answer a 2.0
-    write with 415, as a strict 1.0-only receiver would.
+    write with 415, as a strict 1.0-only receiver would. `max_length` bounds a
+    body's decompressed size (and so its compressed size). A request's line
+    and headers must arrive within `header_timeout` seconds of its start (an
+    idle kept-alive connection is closed after it), its body within
+    `body_timeout` seconds of its headers; at most `max_connections` are open.
     """
 
     def __init__(
@@ -43,7 +63,14 @@ class Receiver:
         on_write: Optional[Callable[[WriteRequest], None]] = None,
         max_length: int = snappy.DEFAULT_MAX_LENGTH,
         protocols: Sequence[str] = ("1.0", "2.0"),
+        header_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        max_connections: int = 100,
     ) -> None:
+        if not header_timeout > 0 or not body_timeout > 0:
+            raise ValueError(f"timeouts must be positive seconds, not {header_timeout!r} and {body_timeout!r}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections!r}")
         self.received: List[WriteRequest] = []
         self.payload_bytes: List[int] = []
         self.received_protocols: List[str] = []
@@ -51,13 +78,15 @@ class Receiver:
         self._lock = threading.Lock()
         self._on_write = on_write
         self._max_length = max_length
+        self._limits = DecodeLimits(max_bytes=max_length)
+        self._header_timeout = header_timeout
+        self._body_timeout = body_timeout
         self._expected_auth = (
             "Basic " + base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
             if basic_auth
             else None
         )
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _CappedServer((host, port), self._handler_class(), max_connections)
         self._thread: Optional[threading.Thread] = None
 
     @property
@@ -71,7 +100,10 @@ class Receiver:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        """Stops accepting, ends the open connections, and waits for their threads."""
+        if self._thread is not None:
+            self._server.shutdown()
+        self._server.close_connections()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join()
@@ -83,9 +115,9 @@ class Receiver:
         self.stop()
 
     def _accept(
-        self, auth: Optional[str], body: bytes, content_type: Optional[str] = None,
+        self, auth: Optional[str], body: Union[bytes, bytearray], content_type: Optional[str] = None,
         content_encoding: Optional[str] = None,
-    ) -> Tuple[int, str, Dict[str, str]]:  # fmt: skip
+    ) -> Answer:  # fmt: skip
         """(status, reason, extra headers) for one POST body, storing the request when valid."""
         if self._expected_auth is not None and not hmac.compare_digest(
             (auth or "").encode(), self._expected_auth.encode()
@@ -100,7 +132,9 @@ class Receiver:
         if protocol == "2.0":  # the counts go with every answer to a 2.0 write, 0 when rejected
             written = dict.fromkeys(_WRITTEN, "0")
         try:
-            request = codec.decode_payload(body, self._max_length, protocol)
+            request = codec.decode_payload(body, None, protocol, limits=self._limits)
+        except DecodeLimitError as exc:
+            return 413, f"remote write over this receiver's limits: {exc}", written
         except (SnappyError, DecodeError) as exc:
             return 400, f"bad remote write: {exc}", written
         with self._lock:
@@ -116,34 +150,58 @@ class Receiver:
             written = {name: str(n) for name, n in zip(_WRITTEN, counts)}
         return 204, "", written
 
+    def _post(self, handler: Any) -> Optional[Answer]:
+        """The answer to the POST `handler` is serving, reading its body; None when the peer left mid-body."""
+        try:
+            length = _declared_length(handler.headers, max_compressed_length(self._max_length))
+        except _Refusal as refusal:
+            handler.close_connection = True  # the body was not read
+            return refusal.answer
+        handler.reads.start(self._body_timeout)
+        try:
+            body = _read_body(handler.rfile, length)
+        except socket.timeout:
+            handler.close_connection = True
+            return 408, f"the body did not arrive within {self._body_timeout:g} seconds", {}
+        if body is None:
+            return None
+        headers = handler.headers
+        return self._accept(headers.get("Authorization"), body, headers.get("Content-Type"),
+                            headers.get("Content-Encoding"))  # fmt: skip
+
     def _handler_class(self) -> type:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                self.rfile.close()  # replaced by reads that keep to a deadline
+                self.reads = _DeadlineReads(self.connection)
+                self.rfile = io.BufferedReader(self.reads)
+
+            def handle_one_request(self) -> None:
+                self.reads.start(receiver._header_timeout)  # from the end of the last request
+                super().handle_one_request()
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                try:
-                    length = int(self.headers.get("Content-Length") or -1)
-                except ValueError:
-                    length = -1
-                if length < 0:
-                    status, reason = 411, "Content-Length required"
-                elif length > max_compressed_length(receiver._max_length):
-                    status, reason = 413, "payload too large"
-                    self.close_connection = True
-                else:
-                    body = self.rfile.read(length)
-                    status, reason, extra = receiver._accept(
-                        self.headers.get("Authorization"), body, self.headers.get("Content-Type"),
-                        self.headers.get("Content-Encoding"),
-                    )  # fmt: skip
+                answer = receiver._post(self)
+                if answer is None:
+                    self.close_connection = True  # the peer left mid-body: no one to answer
+                    return
+                status, reason, extra = answer
+                self.connection.settimeout(receiver._header_timeout)  # bounds the answer's write
                 data = reason.encode()
                 self.send_response(status)
                 if status == 401:
                     self.send_header("WWW-Authenticate", 'Basic realm="promwrite"')
-                for key, value in (extra if status not in (411, 413) else {}).items():
+                for key, value in extra.items():
                     self.send_header(key, value)
+                if self.close_connection:
+                    self.send_header("Connection", "close")
+                if data:
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -152,6 +210,132 @@ class Receiver:
                 pass  # quiet: the receiver's owner reports what arrived
 
         return Handler
+
+
+class _Refusal(Exception):
+    """An answer given before the body is read (the connection closes after it)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.answer: Answer = (status, reason, {})
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_CHUNK = 1 << 16  # bytes asked of the socket at a time while reading a body
+
+
+def _declared_length(headers: Message, limit: int) -> int:
+    """The body's Content-Length; _Refusal (411, 400 or 413) when absent, malformed or over `limit`."""
+    if headers.get("Transfer-Encoding") is not None:
+        raise _Refusal(411, "Transfer-Encoding is not taken: send the body with a Content-Length")
+    values = {value.strip() for value in headers.get_all("Content-Length") or ()}
+    if not values:
+        raise _Refusal(411, "Content-Length required")
+    value = values.pop()
+    if values or not _DIGITS.fullmatch(value):
+        raise _Refusal(400, "malformed Content-Length: one decimal number of bytes expected")
+    length = int(value)
+    if length > limit:
+        raise _Refusal(413, f"a body of {length} bytes is over this receiver's limit of {limit} bytes")
+    return length
+
+
+def _read_body(rfile: io.BufferedReader, length: int) -> Optional[bytearray]:
+    """`length` bytes, read a chunk at a time as they arrive; None when the peer closes first.
+
+    Memory follows what arrived, never what was declared.
+    """
+    body = bytearray()
+    while len(body) < length:
+        chunk = rfile.read1(min(length - len(body), _CHUNK))
+        if not chunk:
+            return None
+        body += chunk
+    return body
+
+
+class _DeadlineReads(io.RawIOBase):
+    """A socket's reads, each given only what is left until a deadline, so a trickle cannot extend it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self._seconds = 0.0
+        self._deadline = 0.0
+
+    def start(self, seconds: float) -> None:
+        """Reads from now on must be done within `seconds`."""
+        self._seconds = seconds
+        self._deadline = time.monotonic() + seconds
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout(f"not read within {self._seconds:g} seconds")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
+class _CappedServer(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` at once; the accepting thread answers more with 503."""
+
+    daemon_threads = True
+    request_queue_size = 128  # a burst of connects waits in the backlog rather than retrying SYNs
+
+    def __init__(self, address: Tuple[str, int], handler: type, max_connections: int) -> None:
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._open: Set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        reason = f"too many connections: this receiver serves at most {max_connections} at once".encode()
+        self._busy = (
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(reason), reason)
+        )
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.setblocking(False)  # never wait on a peer from the accepting thread
+                request.send(self._busy)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        with self._open_lock:
+            self._open.add(request)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(request)
+
+    def _release(self, request: socket.socket) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        self._slots.release()
+
+    def close_connections(self) -> None:
+        """Ends every open connection (their threads then finish at once)."""
+        with self._open_lock:
+            for sock in self._open:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed by its thread
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a peer that reset or timed out is no error here
+            super().handle_error(request, client_address)
 
 
 _WRITTEN = (
