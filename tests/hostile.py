@@ -8,6 +8,7 @@ to numbers rather than trusting its own accounting.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import pathlib
 import select
@@ -118,3 +119,12 @@ def open_many(port: int, count: int, data: bytes) -> List[socket.socket]:
 def close_all(socks: List[socket.socket]) -> None:
     for sock in socks:
         sock.close()
+
+
+def exchange(port: int, raw: bytes) -> Tuple[int, Dict[str, str], bytes]:
+    """Sends `raw` (a hand-made request) and reads one answer: (status, headers, body)."""
+    with connect(port) as sock:
+        sock.sendall(raw)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, dict(response.getheaders()), response.read()

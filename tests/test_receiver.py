@@ -1,0 +1,175 @@
+"""The embedded receiver against slow and hostile peers: bounded time, threads and memory; clear answers.
+
+Timing tests use a Receiver in this process with short timeouts; thread and
+memory tests run `promwrite receive` as it ships and read its /proc status.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Dict
+
+import pytest
+
+from promwrite import Client, TimeSeries, WriteRequest, codec, snappy
+from promwrite._pysnappy import max_compressed_length
+from promwrite.receiver import Receiver
+
+import hostile
+
+pytestmark = pytest.mark.timeout(120)
+
+HEAD = hostile.REQUEST_LINE
+V2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+
+
+def port_of(receiver: Receiver) -> int:
+    return int(receiver.url.split(":")[2].split("/")[0])
+
+
+def post(body: bytes, **headers: str) -> bytes:
+    """A whole POST with Content-Length, plus `headers` (underscores as dashes)."""
+    lines = "".join(f"{name.replace('_', '-')}: {value}\r\n" for name, value in headers.items())
+    return HEAD + f"Content-Length: {len(body)}\r\n{lines}\r\n".encode() + body
+
+
+def one() -> WriteRequest:
+    return WriteRequest([TimeSeries({"__name__": "up", "job": "rx"}, [(1.0, 1000)])])
+
+
+def test_slowloris_headers_cut_off_at_the_header_deadline() -> None:
+    with Receiver(header_timeout=1.0) as receiver:
+        took, answer = hostile.trickle(port_of(receiver), HEAD, b"X-Slow: " + b"a" * 60, 0.2, limit=10)
+    assert 0.9 <= took < 3.0, took  # a byte every 0.2 s does not extend the deadline
+    assert answer == b""
+
+
+def test_slowloris_body_cut_off_at_the_body_deadline_with_408() -> None:
+    with Receiver(body_timeout=1.0) as receiver:
+        took, answer = hostile.trickle(port_of(receiver), HEAD + b"Content-Length: 100\r\n\r\n", b"\0" * 60, 0.2,
+                                       limit=10)  # fmt: skip
+        assert receiver.received == []
+    assert 0.9 <= took < 3.0, took
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"did not arrive within 1 seconds" in answer
+
+
+def test_body_in_pieces_within_the_deadline_is_taken() -> None:
+    request = one()
+    raw = post(codec.encode_payload(request), Content_Encoding="snappy")
+    with Receiver(body_timeout=5.0) as receiver, hostile.connect(port_of(receiver)) as sock:
+        for start in range(0, len(raw), 7):
+            sock.sendall(raw[start : start + 7])
+            time.sleep(0.01)
+        closed, answer = hostile.closed_by_peer(sock, 2.0)
+        assert answer.startswith(b"HTTP/1.1 204 "), answer
+        assert not closed  # kept alive
+        assert receiver.received == [request]
+
+
+def test_idle_kept_alive_connection_closed_and_client_reconnects() -> None:
+    with Receiver(header_timeout=0.5) as receiver, Client(receiver.url) as client:
+        client.write(one())
+        time.sleep(1.0)  # the receiver closes the idle connection
+        client.write(one())
+        assert len(receiver.received) == 2
+
+
+def test_stop_ends_open_connections_at_once() -> None:
+    receiver = Receiver().start()  # its header deadline (10 s) is far off
+    socks = hostile.open_many(port_of(receiver), 3, HEAD)
+    try:
+        time.sleep(0.2)
+        stopper = threading.Thread(target=receiver.stop)
+        started = time.monotonic()
+        stopper.start()
+        stopper.join(10)
+        assert not stopper.is_alive() and time.monotonic() - started < 3.0
+    finally:
+        hostile.close_all(socks)
+        if stopper.is_alive():
+            stopper.join(70)
+
+
+def test_connection_cap_answers_503_from_the_accepting_thread() -> None:
+    with Receiver(max_connections=2, header_timeout=30.0) as receiver:
+        port = port_of(receiver)
+        held = hostile.open_many(port, 2, HEAD)
+        try:
+            time.sleep(0.2)
+            started = time.monotonic()
+            status, headers, body = hostile.exchange(port, post(codec.encode_payload(one()), Content_Encoding="snappy"))
+            assert status == 503 and headers["Retry-After"] == "1" and b"at most 2" in body
+            assert time.monotonic() - started < 2.0
+        finally:
+            hostile.close_all(held)
+        deadline = time.monotonic() + 10  # the held connections' threads end when their peers close
+        while True:
+            status, _, _ = hostile.exchange(port, post(codec.encode_payload(one()), Content_Encoding="snappy"))
+            if status == 204 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert status == 204
+
+
+@pytest.mark.parametrize(
+    "raw, status, words",
+    [
+        (HEAD + b"\r\n", 411, "Content-Length required"),
+        (HEAD + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411, "Transfer-Encoding"),
+        (HEAD + b"Content-Length: abc\r\n\r\n", 400, "malformed Content-Length"),
+        (HEAD + b"Content-Length: 1_0\r\n\r\n0123456789", 400, "malformed Content-Length"),  # int() takes it
+        (HEAD + b"Content-Length: -1\r\n\r\n", 400, "malformed Content-Length"),
+        (HEAD + b"Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400, "malformed Content-Length"),
+        (HEAD + b"Content-Length: %d\r\n\r\n" % (max_compressed_length(1000) + 1), 413,
+         f"a body of {max_compressed_length(1000) + 1} bytes is over this receiver's limit of"
+         f" {max_compressed_length(1000)} bytes"),
+        (post(snappy.compress(b"\0" * 1001), Content_Encoding="snappy"), 413,
+         "over this receiver's limits: it decompresses to 1001 bytes, over the limit of 1000"),
+        (post(snappy.compress(b"\0" * 1001), Content_Type=V2), 413, "decompresses to 1001 bytes"),
+        (post(b"\xff\xff\xff\xff\xff\xff"), 400, "bad remote write: snappy"),
+        (post(snappy.compress(b"\x0a\x05\x0a\x03")), 400, "bad remote write"),
+    ],
+)
+def test_malformed_is_400_over_limit_is_413_with_a_reason(raw: bytes, status: int, words: str) -> None:
+    with Receiver(max_length=1000) as receiver:
+        got, headers, body = hostile.exchange(port_of(receiver), raw)
+        assert receiver.received == []
+    assert got == status and words in body.decode(), (got, body)
+    if b"proto=io.prometheus.write.v2" in raw:  # a 2.0 answer carries the counts, 0 when refused
+        assert headers["X-Prometheus-Remote-Write-Samples-Written"] == "0"
+
+
+def test_half_open_flood_holds_at_most_the_cap_in_threads() -> None:
+    with hostile.receive_process() as (proc, port):
+        socks = hostile.open_many(port, 300, HEAD)  # each sent half a request, then waits
+        try:
+            time.sleep(1.0)
+            status = hostile.proc_status(proc.pid)
+            refused = [hostile.closed_by_peer(sock, 0.5 if i == 100 else 0.0) for i, sock in enumerate(socks)]
+        finally:
+            hostile.close_all(socks)
+        assert status["Threads"] <= 100 + 3, status  # the default cap, the accepting and main threads
+        closed = [answer for was_closed, answer in refused if was_closed]
+        assert len(closed) >= 200 and all(a.startswith(b"HTTP/1.1 503 ") for a in closed if a)
+        status, _, _ = hostile.exchange(port, post(codec.encode_payload(one()), Content_Encoding="snappy"))
+        assert status == 204  # serves again once the flood is gone
+
+
+def test_huge_declared_bodies_cost_what_arrived() -> None:
+    declared = 78_000_000  # under the default limit; 20 of them 1.5 GB when allocated up front
+    with hostile.receive_process() as (proc, port):
+        socks = hostile.open_many(port, 20, HEAD)
+        try:
+            time.sleep(1.0)  # a thread (and stack) for each
+            before: Dict[str, int] = hostile.proc_status(proc.pid)
+            for sock in socks:
+                sock.sendall(b"Content-Length: %d\r\n\r\n" % declared + b"\0" * 10)
+            time.sleep(1.5)
+            after = hostile.proc_status(proc.pid)
+        finally:
+            hostile.close_all(socks)
+    assert after["Threads"] == before["Threads"]
+    grown_kb = after["VmSize"] - before["VmSize"]
+    assert grown_kb < 20 * 1024, (before, after)  # 20 x 78 MB declared: under 1 MB each was allocated
+    assert after["VmHWM"] - before["VmHWM"] < 20 * 1024, (before, after)
