@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import servers
 
@@ -36,8 +36,8 @@ def proc_status(pid: int) -> Dict[str, int]:
 
 
 @contextlib.contextmanager
-def receive_process(*args: str) -> Iterator[Tuple[subprocess.Popen, int]]:
-    """`python -m promwrite receive` on a free loopback port, printing to /dev/null: (process, port).
+def receive_process(*args: str, stdout: Any = subprocess.DEVNULL) -> Iterator[Tuple[subprocess.Popen, int]]:
+    """`python -m promwrite receive` on a free loopback port, printing to `stdout`: (process, port).
 
     One malloc arena, so that its VmSize counts what it allocates rather than
     glibc's 64 MB reservation per thread.
@@ -46,7 +46,7 @@ def receive_process(*args: str) -> Iterator[Tuple[subprocess.Popen, int]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMWRITE_")}
     env["MALLOC_ARENA_MAX"] = "1"
     proc = subprocess.Popen([sys.executable, "-m", "promwrite", "receive", "--port", str(port), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+                            stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
         assert proc.stderr is not None
         banner = proc.stderr.readline()
