@@ -71,7 +71,9 @@ def decompress(data: Buffer, max_length: int) -> bytes:
 # csrc/pbenc.c; twins of encode_labels / encode_request in _pyproto.py.
 # The wrappers cross into C once per call, after a few bulk conversions (join,
 # array, from_buffer). Whatever C does not take (a broken label set, odd
-# arguments) goes to the Python kernel, which raises its exact error.
+# arguments) goes to the Python kernel, which raises its exact error. Every
+# size and count C is given is that of a buffer made or viewed here (bytes,
+# array, from_buffer cdata), never a caller's len(), which an object may fake.
 #
 # Memory: each thread lends C a scratch bytearray, grown to what the last
 # call wanted (up to _SCRATCH_MAX), so that big requests do not fault in fresh
@@ -231,7 +233,7 @@ def _encode_interleaved(names: _List[str], values: _List[str], counts: _Sequence
         cnt = _int64s(counts)
     except (TypeError, ValueError, OverflowError):  # a non-str, a surrogate, an odd count
         return _pyproto.encode_labels(names, values, counts)
-    args = (text, len(text), lengths, len(strings), cnt, len(counts), _utf8_names())
+    args = (text, len(text), lengths, len(lengths), cnt, len(cnt), _utf8_names())
     result = _labels_done(*_run(_pb_encode_label_sets, args, _SLOTS, _joined))
     if result is not None:
         return result
@@ -245,15 +247,15 @@ def encode_labels(names: _List[str], values: _List[str], counts: _Sequence[int])
     goes the slower way of code-point lengths, and whatever C refuses goes to
     the Python kernel, which words the error.
     """
-    if len(names) != len(values):
-        return _pyproto.encode_labels(names, values, counts)  # raises its ValueError
+    if type(names) is not list or type(values) is not list or len(names) != len(values):
+        return _pyproto.encode_labels(names, values, counts)  # its ValueError, or its way with odd sequences
     try:
         ntext = "\0".join(names).encode("utf-8")
         vtext = "\0".join(values).encode("utf-8")
         cnt = _int64s(counts)
     except (TypeError, ValueError, OverflowError):
         return _pyproto.encode_labels(names, values, counts)
-    args = (ntext, len(ntext), vtext, len(vtext), len(names), cnt, len(counts), _utf8_names())
+    args = (ntext, len(ntext), vtext, len(vtext), len(names), cnt, len(cnt), _utf8_names())
     result = _labels_done(*_run(_pb_encode_label_columns, args, _SLOTS, _joined))
     if result is not None:
         return result
@@ -272,18 +274,18 @@ def encode_request(
 ) -> bytes:
     """A serialized (and maybe compressed) prometheus.WriteRequest, in C (see `_backend.Kernels`)."""
     args = (label_text, label_lengths, counts, values, timestamps, extras, metadata, compress)
-    n = len(label_lengths)
     try:
-        if len(counts) != n or (extras is not None and len(extras) != n):
-            raise ValueError("lengths differ")
         llens = _int64s(label_lengths)
         ltext = _as_bytes(label_text)
         etext, elens, cnt, values, timestamps, vals, stamps = _series_columns(extras, counts, values, timestamps)
         meta = _from_buffer(metadata)
+        n = len(llens)
+        if len(cnt) != n or (extras is not None and len(extras) != n) or (elens is not _NULL and len(elens) != n):
+            raise ValueError("lengths differ")
     except (TypeError, ValueError, OverflowError):  # whatever C does not take, Python words
         return _pyproto.encode_request(*args)
     cargs = (
-        ltext, len(label_text), llens, cnt, n, vals, len(values), stamps, len(timestamps),
+        ltext, len(ltext), llens, cnt, n, vals, len(values), stamps, len(timestamps),
         etext, len(etext), elens, meta, len(meta), 1 if compress else 0,
     )  # fmt: skip
     return _request(_pb_encode_request, cargs, _REQUEST, timestamps, args, _pyproto.encode_request, encode_request)
@@ -325,7 +327,8 @@ def encode_symbols_v2(
         slens = _int64s(list(map(len, strings))) if strings else _NULL
     except (TypeError, ValueError, OverflowError):
         return _pyproto.encode_symbols_v2(*args)
-    n_sets = len(label_lengths)
+    n_sets = len(llens)
+    n_strings = len(slens) if slens is not _NULL else 0
 
     def read(p, info):
         data = _buffer(p, info[_LEN2])
@@ -338,7 +341,7 @@ def encode_symbols_v2(
         refs.frombytes(data[c:])
         return data[:a], data[a:b], lengths, refs
 
-    cargs = (ltext, len(label_text), llens, n_sets, stext, len(stext), slens, len(strings))
+    cargs = (ltext, len(ltext), llens, n_sets, stext, len(stext), slens, n_strings)
     rc, result = _run(_pb2_encode_symbols, cargs, _SLOTS2, read)
     if rc == 0:
         return result
@@ -360,10 +363,7 @@ def encode_request_v2(
 ) -> bytes:
     """A serialized (and maybe compressed) io.prometheus.write.v2.Request, in C (see `_backend.Kernels`)."""
     args = (symbols, refs_text, refs_lengths, counts, values, timestamps, starts, extras, compress)
-    n = len(refs_lengths)
     try:
-        if len(counts) != n or (extras is not None and len(extras) != n) or (starts is not None and len(starts) != n):
-            raise ValueError("lengths differ")
         rlens = _int64s(refs_lengths)
         rtext = _as_bytes(refs_text)
         stext = _as_bytes(symbols)
@@ -372,11 +372,15 @@ def encode_request_v2(
         if starts is not None:
             if type(starts) is not _array or starts.typecode != "q":
                 starts = _array("q", starts)
-            begins = _from_buffer(starts) if n else _NULL
+            begins = _from_buffer(starts) if len(starts) else _NULL
+        n = len(rlens)
+        if (len(cnt) != n or (extras is not None and len(extras) != n) or (elens is not _NULL and len(elens) != n)
+                or (starts is not None and len(starts) != n)):  # fmt: skip
+            raise ValueError("lengths differ")
     except (TypeError, ValueError, OverflowError):  # whatever C does not take, Python words
         return _pyproto.encode_request_v2(*args)
     cargs = (
-        stext, len(symbols), rtext, len(refs_text), rlens, cnt, n, vals, len(values), stamps, len(timestamps),
+        stext, len(stext), rtext, len(rtext), rlens, cnt, n, vals, len(values), stamps, len(timestamps),
         begins, etext, len(etext), elens, 1 if compress else 0,
     )  # fmt: skip
     return _request(
