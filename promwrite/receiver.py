@@ -156,6 +156,7 @@ class Receiver:
             length = _declared_length(handler.headers, max_compressed_length(self._max_length))
         except _Refusal as refusal:
             handler.close_connection = True  # the body was not read
+            handler.unread = refusal.unread
             return refusal.answer
         handler.reads.start(self._body_timeout)
         try:
@@ -174,6 +175,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            unread = 0  # bytes of a refused body still to come
 
             def setup(self) -> None:
                 super().setup()
@@ -205,6 +207,22 @@ class Receiver:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                if self.unread:
+                    self._drain(self.unread)
+
+            def _drain(self, length: int) -> None:
+                """Reads and drops up to `length` bytes, within the header timeout, so that a peer still
+                sending the body it was refused reads the answer rather than a reset connection."""
+                try:
+                    self.connection.shutdown(socket.SHUT_WR)
+                    self.reads.start(receiver._header_timeout)
+                    while length > 0:
+                        chunk = self.rfile.read1(min(length, _CHUNK))
+                        if not chunk:
+                            break
+                        length -= len(chunk)
+                except OSError:
+                    pass  # gone, or too slow: it is closed next either way
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # quiet: the receiver's owner reports what arrived
@@ -213,11 +231,13 @@ class Receiver:
 
 
 class _Refusal(Exception):
-    """An answer given before the body is read (the connection closes after it)."""
+    """An answer given before the body is read (the connection closes after it); `unread` is the
+    declared length of the body, when known."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, unread: int = 0) -> None:
         super().__init__(reason)
         self.answer: Answer = (status, reason, {})
+        self.unread = unread
 
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
@@ -236,7 +256,7 @@ def _declared_length(headers: Message, limit: int) -> int:
         raise _Refusal(400, "malformed Content-Length: one decimal number of bytes expected")
     length = int(value)
     if length > limit:
-        raise _Refusal(413, f"a body of {length} bytes is over this receiver's limit of {limit} bytes")
+        raise _Refusal(413, f"a body of {length} bytes is over this receiver's limit of {limit} bytes", length)
     return length
 
 

@@ -6,13 +6,14 @@ memory tests run `promwrite receive` as it ships and read its /proc status.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Dict
 
 import pytest
 
-from promwrite import Client, TimeSeries, WriteRequest, codec, snappy
+from promwrite import Client, TimeSeries, WriteError, WriteRequest, codec, snappy
 from promwrite._pysnappy import max_compressed_length
 from promwrite.receiver import Receiver
 
@@ -138,6 +139,15 @@ def test_malformed_is_400_over_limit_is_413_with_a_reason(raw: bytes, status: in
     assert got == status and words in body.decode(), (got, body)
     if b"proto=io.prometheus.write.v2" in raw:  # a 2.0 answer carries the counts, 0 when refused
         assert headers["X-Prometheus-Remote-Write-Samples-Written"] == "0"
+
+
+def test_sender_of_an_over_limit_body_reads_the_413_not_a_reset() -> None:
+    body = snappy.compress(os.urandom(8_000_000))  # far more than the socket buffers hold
+    with Receiver(max_length=100_000) as receiver, Client(receiver.url) as client:
+        with pytest.raises(WriteError) as info:
+            client.send(body)
+        assert receiver.received == []
+    assert info.value.status == 413 and f"a body of {len(body)} bytes is over" in info.value.body
 
 
 def test_half_open_flood_holds_at_most_the_cap_in_threads() -> None:
