@@ -114,20 +114,23 @@ class Receiver:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _accept(
-        self, auth: Optional[str], body: Union[bytes, bytearray], content_type: Optional[str] = None,
-        content_encoding: Optional[str] = None,
-    ) -> Answer:  # fmt: skip
-        """(status, reason, extra headers) for one POST body, storing the request when valid."""
+    def _protocol(self, headers: Message, length: int) -> str:
+        """The remote-write version a POST's headers name; _Refusal (401, 415) for what no body can mend."""
         if self._expected_auth is not None and not hmac.compare_digest(
-            (auth or "").encode(), self._expected_auth.encode()
+            (headers.get("Authorization") or "").encode(), self._expected_auth.encode()
         ):
-            return 401, "Unauthorized", {}
-        if content_encoding is not None and content_encoding.strip().lower() != "snappy":
-            return 415, f"unsupported Content-Encoding {content_encoding!r}: only snappy", {}
+            raise _Refusal(401, "Unauthorized", length)
+        encoding = headers.get("Content-Encoding")
+        if encoding is not None and encoding.strip().lower() != "snappy":
+            raise _Refusal(415, f"unsupported Content-Encoding {encoding!r}: only snappy", length)
+        content_type = headers.get("Content-Type")
         protocol = protocol_of(content_type)
         if protocol not in self.protocols:
-            return 415, f"unsupported Content-Type {content_type!r}", {}
+            raise _Refusal(415, f"unsupported Content-Type {content_type!r}", length)
+        return protocol  # type: ignore[return-value]
+
+    def _accept(self, body: Union[bytes, bytearray], protocol: str) -> Answer:
+        """(status, reason, extra headers) for one POST body, storing the request when valid."""
         written = {}
         if protocol == "2.0":  # the counts go with every answer to a 2.0 write, 0 when rejected
             written = dict.fromkeys(_WRITTEN, "0")
@@ -151,9 +154,13 @@ class Receiver:
         return 204, "", written
 
     def _post(self, handler: Any) -> Optional[Answer]:
-        """The answer to the POST `handler` is serving, reading its body; None when the peer left mid-body."""
+        """The answer to the POST `handler` is serving; None when the peer left mid-body.
+
+        Only a request its headers do not already refuse has its body read.
+        """
         try:
             length = _declared_length(handler.headers, max_compressed_length(self._max_length))
+            protocol = self._protocol(handler.headers, length)
         except _Refusal as refusal:
             handler.close_connection = True  # the body was not read
             handler.unread = refusal.unread
@@ -166,9 +173,7 @@ class Receiver:
             return 408, f"the body did not arrive within {self._body_timeout:g} seconds", {}
         if body is None:
             return None
-        headers = handler.headers
-        return self._accept(headers.get("Authorization"), body, headers.get("Content-Type"),
-                            headers.get("Content-Encoding"))  # fmt: skip
+        return self._accept(body, protocol)
 
     def _handler_class(self) -> type:
         receiver = self

@@ -141,6 +141,20 @@ def test_malformed_is_400_over_limit_is_413_with_a_reason(raw: bytes, status: in
         assert headers["X-Prometheus-Remote-Write-Samples-Written"] == "0"
 
 
+@pytest.mark.parametrize(
+    "header, status",
+    [(b"Authorization: Basic d3Jvbmc6d3Jvbmc=", 401), (b"Content-Type: application/json", 415),
+     (b"Content-Encoding: gzip", 415)],
+)
+def test_refused_by_its_headers_before_the_body_is_read(header: bytes, status: int) -> None:
+    with Receiver(basic_auth=("u", "p") if status == 401 else None, header_timeout=2.0) as receiver:
+        started = time.monotonic()
+        raw = HEAD + b"Content-Length: 50000000\r\n" + header + b"\r\n\r\n" + b"\0" * 10  # the rest never comes
+        got, headers, _ = hostile.exchange(port_of(receiver), raw)
+        assert (got, time.monotonic() - started < 1.5) == (status, True)
+        assert headers["Connection"] == "close"
+
+
 def test_sender_of_an_over_limit_body_reads_the_413_not_a_reset() -> None:
     body = snappy.compress(os.urandom(8_000_000))  # far more than the socket buffers hold
     with Receiver(max_length=100_000) as receiver, Client(receiver.url) as client:
