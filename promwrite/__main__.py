@@ -16,11 +16,12 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import threading
 import time
-from typing import Any, Dict, List, NoReturn, Optional, TextIO
+from typing import Any, Dict, List, NoReturn, Optional, TextIO, Union
 
 from . import __version__, _backend
 
@@ -301,37 +302,78 @@ def format_value(value: float) -> str:
     return repr(value)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+_TEXT_ESCAPES = {"\\": "\\\\", "\n": "\\n"}  # what the text format escapes in HELP; label values add \"
+_QUOTED_ESCAPES = {**_TEXT_ESCAPES, '"': '\\"'}
+_LEGACY_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LEGACY_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def _escaped(text: str, escapes: Dict[str, str] = _TEXT_ESCAPES) -> str:
+    """`text` escaped as the text format does, and any other character a terminal could act on
+    (control characters such as ESC, bidi overrides, line separators) as \\xHH, \\uHHHH or \\UHHHHHHHH."""
+    if text.isprintable() and not any(c in text for c in escapes):
+        return text
+    return "".join(escapes.get(c) or (c if c.isprintable() else _hex_escape(c)) for c in text)
+
+
+def _hex_escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _quoted(text: str) -> str:
+    return '"' + _escaped(text, _QUOTED_ESCAPES) + '"'
+
+
+def _name(name: str) -> str:
+    """A metric name as written after # HELP and # TYPE: bare when legacy, else quoted (Prometheus 3)."""
+    return name if _LEGACY_METRIC_NAME.fullmatch(name) else _quoted(name)
+
+
+def _type_name(kind: int) -> Union[str, int]:
+    """A metadata type's name ("counter"), or its number when this version knows no such type."""
+    from .model import MetricType
+
+    try:
+        return MetricType(kind).name.lower()
+    except ValueError:
+        return int(kind)
 
 
 def _series_text(labels: Any) -> str:
+    """A series as the text format writes it: ``name{a="b"}``, or ``{"odd.name",a="b"}`` for a UTF-8 name."""
     name = ""
     rest = []
     for n, v in labels:
         if n == "__name__":
             name = v
         else:
-            rest.append(f'{n}="{_escape(v)}"')
+            label = n if _LEGACY_LABEL_NAME.fullmatch(n) else _quoted(n)
+            rest.append(f"{label}={_quoted(v)}")
+    if name and not _LEGACY_METRIC_NAME.fullmatch(name):
+        return "{" + ",".join([_quoted(name), *rest]) + "}"
     return name + ("{" + ",".join(rest) + "}" if rest or not name else "")
 
 
 def write_text(request: Any, protocol: str, size: int, number: int, out: TextIO) -> None:
-    """One write as exposition-like text: a header comment, metadata comments, one line per sample."""
-    from .model import MetricType
+    """One write as exposition-like text: a header comment, metadata comments, one line per sample.
 
+    Everything the sender chose is escaped: no control character reaches the terminal raw.
+    """
     samples = sum(len(ts.samples) for ts in request.timeseries)
     lines = [f"# write {number}: remote write {protocol}, {size} bytes, {len(request.timeseries)} series, {samples} samples"]
     for m in request.metadata:
-        lines.append(f"# HELP {m.metric_family_name} " + m.help.replace("\\", "\\\\").replace("\n", "\\n"))
-        lines.append(f"# TYPE {m.metric_family_name} {MetricType(m.type).name.lower()}")
+        name = _name(m.metric_family_name)
+        if m.help:
+            lines.append(f"# HELP {name} {_escaped(m.help)}")
+        lines.append(f"# TYPE {name} {_type_name(m.type)}")
         if m.unit:
-            lines.append(f"# UNIT {m.metric_family_name} {m.unit}")
+            lines.append(f"# UNIT {name} {_escaped(m.unit)}")
     for ts in request.timeseries:
         head = _series_text(ts.labels)
         if ts.metadata is not None:
             md = ts.metadata
-            lines.append(f"# {head} type={MetricType(md.type).name.lower()} help={md.help!r}" + (f" unit={md.unit}" if md.unit else ""))
+            lines.append(f"# {head} type={_type_name(md.type)} help={md.help!r}" + (f" unit={_escaped(md.unit)}" if md.unit else ""))
         if ts.start_timestamp_ms is not None:
             lines.append(f"# {head} start_timestamp_ms={ts.start_timestamp_ms}")
         for value, stamp in ts.samples:
@@ -348,13 +390,18 @@ def _json_float(value: float) -> Any:
     return value if math.isfinite(value) else format_value(value)
 
 
+def _json_printable(text: str) -> str:
+    """JSON text with every character a terminal could act on as a \\uXXXX escape (they occur only in strings)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
+
+
 def write_json(request: Any, protocol: str, size: int, number: int, out: TextIO) -> None:
     """One write as one JSON object on one line (NaN and ±Inf as the strings "NaN", "+Inf", "-Inf")."""
-    from .model import MetricType
 
     def md(m: Any) -> Dict[str, Any]:
-        return {"type": MetricType(m.type).name.lower(), "metric_family_name": m.metric_family_name,
-                "help": m.help, "unit": m.unit}
+        return {"type": _type_name(m.type), "metric_family_name": m.metric_family_name, "help": m.help, "unit": m.unit}
 
     series = []
     for ts in request.timeseries:
@@ -375,7 +422,7 @@ def write_json(request: Any, protocol: str, size: int, number: int, out: TextIO)
         series.append(item)
     obj = {"write": number, "protocol": protocol, "bytes": size, "timeseries": series,
            "metadata": [md(m) for m in request.metadata]}
-    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    out.write(_json_printable(json.dumps(obj, ensure_ascii=False)) + "\n")
     out.flush()
 
 
