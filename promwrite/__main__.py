@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import os
-import re
 import signal
 import sys
 import threading
@@ -24,6 +23,7 @@ import time
 from typing import Any, Dict, List, NoReturn, Optional, TextIO, Union
 
 from . import __version__, _backend
+from .names import LEGACY_LABEL_NAME, LEGACY_METRIC_NAME
 
 
 def about() -> str:
@@ -304,8 +304,6 @@ def format_value(value: float) -> str:
 
 _TEXT_ESCAPES = {"\\": "\\\\", "\n": "\\n"}  # what the text format escapes in HELP; label values add \"
 _QUOTED_ESCAPES = {**_TEXT_ESCAPES, '"': '\\"'}
-_LEGACY_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LEGACY_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 def _escaped(text: str, escapes: Dict[str, str] = _TEXT_ESCAPES) -> str:
@@ -327,7 +325,7 @@ def _quoted(text: str) -> str:
 
 def _name(name: str) -> str:
     """A metric name as written after # HELP and # TYPE: bare when legacy, else quoted (Prometheus 3)."""
-    return name if _LEGACY_METRIC_NAME.fullmatch(name) else _quoted(name)
+    return name if LEGACY_METRIC_NAME.fullmatch(name) else _quoted(name)
 
 
 def _type_name(kind: int) -> Union[str, int]:
@@ -348,9 +346,9 @@ def _series_text(labels: Any) -> str:
         if n == "__name__":
             name = v
         else:
-            label = n if _LEGACY_LABEL_NAME.fullmatch(n) else _quoted(n)
+            label = n if LEGACY_LABEL_NAME.fullmatch(n) else _quoted(n)
             rest.append(f"{label}={_quoted(v)}")
-    if name and not _LEGACY_METRIC_NAME.fullmatch(name):
+    if name and not LEGACY_METRIC_NAME.fullmatch(name):
         return "{" + ",".join([_quoted(name), *rest]) + "}"
     return name + ("{" + ",".join(rest) + "}" if rest or not name else "")
 

@@ -78,6 +78,7 @@ def asan_runtime(cc: str) -> str:
     return found
 
 
+@pytest.mark.long  # a full run only (PROMWRITE_FULL=1, CI): see conftest.py
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("cc", COMPILERS[:1], ids=cc_id)
 def test_lying_lengths_under_address_sanitizer(cc: Any, tmp_path: pathlib.Path) -> None:

@@ -52,7 +52,7 @@ def taken_again(port: int) -> int:
 def test_slowloris_headers_cut_off_at_the_header_deadline() -> None:
     with Receiver(header_timeout=1.0) as receiver:
         took, answer = hostile.trickle(port_of(receiver), HEAD, b"X-Slow: " + b"a" * 60, 0.2, limit=10)
-    assert 0.9 <= took < 3.0, took  # a byte every 0.2 s does not extend the deadline
+    assert 0.9 <= took < 4.0, took  # a byte every 0.2 s does not extend the deadline
     assert answer == b""
 
 
@@ -61,7 +61,7 @@ def test_slowloris_body_cut_off_at_the_body_deadline_with_408() -> None:
         took, answer = hostile.trickle(port_of(receiver), HEAD + b"Content-Length: 100\r\n\r\n", b"\0" * 60, 0.2,
                                        limit=10)  # fmt: skip
         assert receiver.received == []
-    assert 0.9 <= took < 3.0, took
+    assert 0.9 <= took < 4.0, took
     assert answer.startswith(b"HTTP/1.1 408 ") and b"did not arrive within 1 seconds" in answer
 
 
@@ -111,7 +111,7 @@ def test_connection_cap_answers_503_from_the_accepting_thread() -> None:
             started = time.monotonic()
             status, headers, body = hostile.exchange(port, post(codec.encode_payload(one()), Content_Encoding="snappy"))
             assert status == 503 and headers["Retry-After"] == "1" and b"at most 2" in body
-            assert time.monotonic() - started < 2.0
+            assert time.monotonic() - started < 3.0
         finally:
             hostile.close_all(held)
         assert taken_again(port) == 204
@@ -155,7 +155,7 @@ def test_refused_by_its_headers_before_the_body_is_read(header: bytes, status: i
         started = time.monotonic()
         raw = HEAD + b"Content-Length: 50000000\r\n" + header + b"\r\n\r\n" + b"\0" * 10  # the rest never comes
         got, headers, _ = hostile.exchange(port_of(receiver), raw)
-        assert (got, time.monotonic() - started < 1.5) == (status, True)
+        assert (got, time.monotonic() - started < 3.0) == (status, True)  # not the 10 s of the rest
         assert headers["Connection"] == "close"
 
 
