@@ -100,7 +100,7 @@ class Receiver:
         return self
 
     def stop(self) -> None:
-        """Stops accepting, ends the open connections, and waits for their threads."""
+        """Stops accepting and ends the open connections (their threads then finish at once)."""
         if self._thread is not None:
             self._server.shutdown()
         self._server.close_connections()
