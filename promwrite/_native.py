@@ -407,6 +407,7 @@ except AttributeError as _exc:  # an accelerator built before csrc/pbdec.c exist
 _dec_free = lib.pw_decoded_free
 _NVEC = lib.PW_DEC_NVEC
 _VALUES = lib.PW_DEC_VALUES
+_LIM_N = lib.PW_LIM_N
 
 
 def _vector(out, i: int, typecode: str = "q") -> "_array":
@@ -417,9 +418,16 @@ def _vector(out, i: int, typecode: str = "q") -> "_array":
     return found
 
 
-def _decode(kernel, data: Buffer, limits: _Sequence[int], seed: int) -> _pydecode.Decoded:
+def _decode(kernel, python_kernel, data: Buffer, limits: _Sequence[int], seed: int) -> _pydecode.Decoded:
+    if type(limits) is not _array or limits.typecode != "q":
+        try:
+            limits = _array("q", limits)
+        except (TypeError, OverflowError):
+            return python_kernel(data, limits, seed)
+    if len(limits) != _LIM_N:  # C reads exactly that many: whatever else, Python takes
+        return python_kernel(data, limits, seed)
     src = _snappy_source(data)
-    lim = _from_buffer("int64_t[]", limits if type(limits) is _array else _array("q", limits))
+    lim = _from_buffer("int64_t[]", limits)
     out = _new("pw_decoded *")
     try:
         rc = kernel(src, len(src), lim, seed, out)
@@ -436,12 +444,12 @@ def _decode(kernel, data: Buffer, limits: _Sequence[int], seed: int) -> _pydecod
 
 def decode_v1(data: Buffer, limits: _Sequence[int], seed: int = 0) -> _pydecode.Decoded:
     """A serialized prometheus.WriteRequest as columns, in C (see `_backend.Kernels`)."""
-    return _decode(_dec_v1, data, limits, seed)
+    return _decode(_dec_v1, _pydecode.decode_v1, data, limits, seed)
 
 
 def decode_v2(data: Buffer, limits: _Sequence[int], seed: int = 0) -> _pydecode.Decoded:
     """A serialized io.prometheus.write.v2.Request as columns, in C (see `_backend.Kernels`)."""
-    return _decode(_dec_v2, data, limits, seed)
+    return _decode(_dec_v2, _pydecode.decode_v2, data, limits, seed)
 
 
 # --------------------------------------------------------------- KERNELS ---

@@ -13,11 +13,12 @@ import pathlib
 import shutil
 import subprocess
 import sys
+from array import array
 from typing import Any, Callable, Dict, Tuple
 
 import pytest
 
-from promwrite import _backend, _pyproto, _pysnappy
+from promwrite import TimeSeries, WriteRequest, _backend, _pyproto, _pysnappy, codec
 
 from .ctools import COMPILERS, ROOT, cc_id, need, unavailable
 
@@ -44,6 +45,7 @@ def cases() -> Dict[str, Tuple[str, Tuple[Any, ...]]]:
     text, lengths = _pyproto.encode_labels(["__name__", "job"], ["up", "node"], [2])
     symbols, refs, ref_lengths, _ = _pyproto.encode_symbols_v2(text, lengths, [])
     samples = ([1], [1.0], [1000])
+    one = WriteRequest([TimeSeries({"__name__": "up"}, [(1.0, 1000)])])
     return {
         "request label text": ("encode_request", (LyingBytes(text), [len(text) + 64], *samples, None, b"", False)),
         "request series": ("encode_request", (text, LyingList(lengths), LyingList([1]), [1.0], [1000], None, b"", False)),
@@ -52,6 +54,8 @@ def cases() -> Dict[str, Tuple[str, Tuple[Any, ...]]]:
         "symbols_v2 strings": ("encode_symbols_v2", (text, lengths, LyingList([b"extra"]))),
         "request_v2 symbols": ("encode_request_v2", (LyingBytes(symbols), refs, ref_lengths, *samples, None, None, False)),
         "request_v2 refs": ("encode_request_v2", (symbols, LyingBytes(refs), [len(refs) + 64], *samples, None, None, False)),
+        "decode_v1 short limits": ("decode_v1", (codec.encode(one), [10, 10])),
+        "decode_v2 short limits": ("decode_v2", (codec.encode(one, "2.0"), array("q", [10]))),
         "compress": ("compress", (LyingBytes(b"abcd" * 100),)),
         "decompress": ("decompress", (LyingBytes(_pysnappy.compress(b"abcd" * 100)), 1000)),
     }
