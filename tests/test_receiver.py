@@ -126,8 +126,8 @@ def test_connection_cap_answers_503_from_the_accepting_thread() -> None:
          f"a body of {max_compressed_length(1000) + 1} bytes is over this receiver's limit of"
          f" {max_compressed_length(1000)} bytes"),
         (post(snappy.compress(b"\0" * 1001), Content_Encoding="snappy"), 413,
-         "over this receiver's limits: it decompresses to 1001 bytes, over the limit of 1000"),
-        (post(snappy.compress(b"\0" * 1001), Content_Type=V2), 413, "decompresses to 1001 bytes"),
+         "over this receiver's limits: the request is 1,001 bytes decompressed, over DecodeLimits.max_bytes = 1,000"),
+        (post(snappy.compress(b"\0" * 1001), Content_Type=V2), 413, "the request is 1,001 bytes decompressed"),
         (post(b"\xff\xff\xff\xff\xff\xff"), 400, "bad remote write: snappy"),
         (post(snappy.compress(b"\x0a\x05\x0a\x03")), 400, "bad remote write"),
     ],
