@@ -29,19 +29,14 @@ from __future__ import annotations
 from array import array
 from itertools import chain
 from operator import attrgetter
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from ._backend import Kernels
 from ._pyproto import field_bytes, field_double, field_varint, varint
-from .codec import (
-    _bad_samples,
-    _Columns,
-    _histogram,
-    _label_fields,
-    _named,
-    metric_name,
-)
+from .encoding import bad_samples_error, histogram_body, label_fields, metric_name, named_error
 from .errors import SeriesError
+if TYPE_CHECKING:
+    from .batch import SeriesBatch
 from .model import (
     Exemplar,
     Histogram,
@@ -51,7 +46,7 @@ from .model import (
     WriteRequest,
 )
 
-__all__ = ["encode_v2", "resolve_metadata"]
+__all__ = ["encode_batch_v2", "encode_v2", "resolve_metadata"]
 
 _get_samples = attrgetter("samples")
 _get_histograms = attrgetter("histograms")
@@ -75,7 +70,7 @@ _SUFFIXES = {
 # --- encoding ------------------------------------------------------------------
 
 
-class _Rare:
+class SeriesExtras:
     """A series' parts other than labels and samples, as 2.0 sends them."""
 
     __slots__ = ("with_samples", "histograms", "exemplars", "metadata")
@@ -111,26 +106,26 @@ def resolve_metadata(index: Dict[str, MetricMetadata], name: str) -> Optional[Me
 
 
 def _split(series: List[TimeSeries], index: Optional[Dict[str, MetricMetadata]],
-           any_histograms: bool) -> Tuple[List[TimeSeries], List[int], List[_Rare]]:  # fmt: skip
+           any_histograms: bool) -> Tuple[List[TimeSeries], List[int], List[SeriesExtras]]:  # fmt: skip
     """The 2.0 series (a series with samples and histograms becomes two), the
     position of each in `series`, and the rare parts of each."""
     out: List[TimeSeries] = []
     where: List[int] = []
-    rare: List[_Rare] = []
+    rare: List[SeriesExtras] = []
     for i, ts in enumerate(series):
         md = ts.metadata
         if md is None and index:
             md = resolve_metadata(index, metric_name(ts))
         elif md is not None and not isinstance(md, MetricMetadata):
-            raise _named(SeriesError(i, f"metadata must be a MetricMetadata, not {type(md).__name__}"), series, i)
+            raise named_error(SeriesError(i, f"metadata must be a MetricMetadata, not {type(md).__name__}"), series, i)
         if any_histograms and ts.samples and ts.histograms:
             out += [ts, ts]
             where += [i, i]
-            rare += [_Rare(True, (), ts.exemplars, md), _Rare(False, ts.histograms, (), md)]
+            rare += [SeriesExtras(True, (), ts.exemplars, md), SeriesExtras(False, ts.histograms, (), md)]
         else:
             out.append(ts)
             where.append(i)
-            rare.append(_Rare(True, ts.histograms, ts.exemplars, md))
+            rare.append(SeriesExtras(True, ts.histograms, ts.exemplars, md))
     return out, where, rare
 
 
@@ -149,7 +144,7 @@ class _Strings:
             self.encoded.append(text.encode("utf-8"))
 
 
-def _gather_strings(rare: List[_Rare], series: List[TimeSeries], where: List[int]) -> _Strings:
+def _gather_strings(rare: List[SeriesExtras], series: List[TimeSeries], where: List[int]) -> _Strings:
     strings = _Strings()
     add = strings.add
     for k, parts in enumerate(rare):
@@ -164,14 +159,14 @@ def _gather_strings(rare: List[_Rare], series: List[TimeSeries], where: List[int
                 add(md.unit)
         except UnicodeEncodeError as exc:
             problem = f"exemplar or metadata text is not valid Unicode ({exc.reason})"
-            raise _named(SeriesError(where[k], problem), series, where[k]) from None
+            raise named_error(SeriesError(where[k], problem), series, where[k]) from None
         except (TypeError, AttributeError) as exc:
             problem = f"exemplars must be Exemplar objects, metadata MetricMetadata ({exc})"
-            raise _named(SeriesError(where[k], problem), series, where[k]) from None
+            raise named_error(SeriesError(where[k], problem), series, where[k]) from None
     return strings
 
 
-def _extras(rare: List[_Rare], starts: Optional[Sequence[int]], strings: _Strings,
+def _extras(rare: List[SeriesExtras], starts: Optional[Sequence[int]], strings: _Strings,
             refs: Sequence[int]) -> List[bytes]:  # fmt: skip
     """Fields 3 (histograms), 4 (exemplars) and 5 (metadata) of every 2.0 series."""
     position = strings.position
@@ -182,7 +177,7 @@ def _extras(rare: List[_Rare], starts: Optional[Sequence[int]], strings: _String
         if parts.histograms:
             begun = starts[k] if starts is not None else 0
             tail = b"\x88\x01" + varint(begun) if begun else b""  # start_timestamp = 17
-            fields += [field_bytes(3, _histogram(h) + tail) for h in parts.histograms]
+            fields += [field_bytes(3, histogram_body(h) + tail) for h in parts.histograms]
         for e in parts.exemplars:
             label_refs = [refs[position[s]] for pair in sorted(e.labels) for s in pair]
             body = b""
@@ -206,9 +201,6 @@ def _extras(rare: List[_Rare], starts: Optional[Sequence[int]], strings: _String
 
 def encode_v2(kernels: Kernels, request: WriteRequest, compress: bool) -> bytes:
     """The serialized (and, with `compress`, snappy-compressed) 2.0 Request."""
-    columns = request._columns
-    if isinstance(columns, _Columns):
-        return _encode_columns(kernels, columns, request.metadata, compress)
     series = request.timeseries
     kinds = set(map(type, series))
     if kinds - {TimeSeries}:
@@ -222,7 +214,7 @@ def encode_v2(kernels: Kernels, request: WriteRequest, compress: bool) -> bytes:
     else:
         v2series, where, rare = _split(series, index, any_histograms)
     try:
-        label_text, label_lengths = _label_fields(kernels, v2series)
+        label_text, label_lengths = label_fields(kernels, v2series)
     except SeriesError as exc:
         if where is None:
             raise
@@ -250,32 +242,93 @@ def encode_v2(kernels: Kernels, request: WriteRequest, compress: bool) -> bytes:
         values = array("d", [s[0] for s in flat])
         stamps = array("q", [s[1] for s in flat])
     except (AttributeError, TypeError, OverflowError, IndexError, KeyError):
-        raise _bad_samples(series) from None
+        raise bad_samples_error(series) from None
     try:
         return kernels.encode_request_v2(
             symbols, refs_text, refs_lengths, counts, values, stamps, starts, extras, compress
         )
     except SeriesError as exc:
         at = exc.index if where is None else where[exc.index]
-        raise _named(exc, series, at) from None
+        raise named_error(exc, series, at) from None
 
 
-def _encode_columns(kernels: Kernels, columns: _Columns, metadata: Sequence[MetricMetadata], compress: bool) -> bytes:
-    """A SeriesSet request: labels (and metadata, per distinct request metadata) interned once per SeriesSet."""
-    owner = columns.owner
-    key = tuple(metadata)
-    cached = owner._v2
-    if cached is None or cached[0] != key:
-        series = [TimeSeries(labels) for labels in owner.labels]
-        index = _metadata_index(metadata) if metadata else None
-        rare = [_Rare(True, (), (), resolve_metadata(index, metric_name(ts)) if index else None) for ts in series]
-        strings = _gather_strings(rare, series, list(range(len(series))))
-        symbols, refs_text, refs_lengths, refs = kernels.encode_symbols_v2(owner._text, owner._lengths, strings.encoded)
-        extras: Optional[List[bytes]] = _extras(rare, None, strings, refs)
-        if not any(extras):  # type: ignore[arg-type]
-            extras = None
-        cached = owner._v2 = (key, symbols, refs_text, refs_lengths, extras)
-    _, symbols, refs_text, refs_lengths, extras = cached
+def encode_batch_v2(kernels: Kernels, batch: "SeriesBatch", metadata: Sequence[MetricMetadata], compress: bool) -> bytes:
+    """A `SeriesBatch` as a 2.0 Request, from its 1.0 label fields and columns.
+
+    A SeriesSet's batch (`owner`) keeps its symbols table (and metadata, per
+    distinct request metadata) on the set. Series with exemplars or
+    histograms (`batch.rare`) get their 2.0 parts as `encode_v2` makes them
+    (one with samples and histograms becomes two series).
+    """
+    owner = batch.owner
+    if owner is not None:
+        key = tuple(metadata)
+        cached = owner._v2
+        if cached is None or cached[0] != key:
+            series = [TimeSeries(labels) for labels in owner.labels]
+            index = _metadata_index(metadata) if metadata else None
+            parts = [SeriesExtras(True, (), (), resolve_metadata(index, metric_name(ts)) if index else None) for ts in series]
+            strings = _gather_strings(parts, series, list(range(len(series))))
+            symbols, refs_text, refs_lengths, refs = kernels.encode_symbols_v2(
+                batch.label_text, batch.label_lengths, strings.encoded
+            )
+            extras: Optional[List[bytes]] = _extras(parts, None, strings, refs)
+            if not any(extras):  # type: ignore[arg-type]
+                extras = None
+            cached = owner._v2 = (key, symbols, refs_text, refs_lengths, extras)
+        _, symbols, refs_text, refs_lengths, extras = cached
+        return kernels.encode_request_v2(
+            symbols, refs_text, refs_lengths, batch.counts, batch.values, batch.stamps, None, extras, compress
+        )
+    if not batch.rare:
+        symbols, refs_text, refs_lengths, _ = kernels.encode_symbols_v2(batch.label_text, batch.label_lengths, [])
+        return kernels.encode_request_v2(
+            symbols, refs_text, refs_lengths, batch.counts, batch.values, batch.stamps, None, None, compress
+        )
+    return _encode_rare_batch_v2(kernels, batch, compress)
+
+
+def _encode_rare_batch_v2(kernels: Kernels, batch: "SeriesBatch", compress: bool) -> bytes:
+    """A batch with exemplars or histograms: their series split and given their 2.0 parts."""
+    texts: List[bytes] = []
+    lengths = array("q")
+    counts = array("q")
+    starts = array("q")
+    parts: List[SeriesExtras] = []
+    owners: List[TimeSeries] = []
+    part_starts = array("q")
+    part_at: Dict[int, int] = {}  # 2.0 series position -> index in parts
+    label_text, offset = batch.label_text, 0
+    for i, length in enumerate(batch.label_lengths):
+        text = label_text[offset : offset + length]
+        offset += length
+        rare = batch.rare.get(i)
+        if rare is None:
+            texts.append(text)
+            lengths.append(length)
+            counts.append(batch.counts[i])
+            starts.append(0)
+            continue
+        ts = rare[0]
+        begun = ts.start_timestamp_ms or 0
+        for part in _split([ts], None, True)[2]:
+            part_at[len(lengths)] = len(parts)
+            parts.append(part)
+            owners.append(ts)
+            part_starts.append(begun)
+            texts.append(text)
+            lengths.append(length)
+            counts.append(batch.counts[i] if part.with_samples else 0)
+            starts.append(begun)
+    strings = _gather_strings(parts, owners, list(range(len(parts))))
+    symbols, refs_text, refs_lengths, refs = kernels.encode_symbols_v2(b"".join(texts), lengths, strings.encoded)
+    fields = _extras(parts, part_starts, strings, refs)
+    extras: Optional[List[bytes]] = None
+    if any(fields):
+        extras = [b""] * len(lengths)
+        for position, k in part_at.items():
+            extras[position] = fields[k]
     return kernels.encode_request_v2(
-        symbols, refs_text, refs_lengths, owner._ones, columns.values, columns.stamps, None, extras, compress
-    )
+        symbols, refs_text, refs_lengths, counts, batch.values, batch.stamps, starts if any(starts) else None,
+        extras, compress,
+    )  # fmt: skip

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from promwrite._codec2 import resolve_metadata
-from promwrite.codec import metric_name
+from promwrite.encoding import metric_name
 from promwrite.model import Exemplar, Histogram, MetricMetadata, TimeSeries, WriteRequest
 
 from .prompb_ref import HISTOGRAM_FIELDS, build_classes, fill_histogram

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from promwrite import _pydecode
 from promwrite._pydecode import Decoded
-from promwrite.codec import _histogram, encode_with
+from promwrite.codec import encode_with
 from promwrite.decoder import DEFAULT_LIMITS, decode_histogram, decode_with
+from promwrite.encoding import histogram_body
 from promwrite.model import Sample, TimeSeries, WriteRequest
 
 from .conftest import BACKENDS
@@ -147,7 +148,7 @@ def plain_columns(cols: Decoded, data: bytes, protocol: str) -> List[Any]:
     rows = cols.histograms
     for i in range(0, len(rows), 3):
         h, begun = decode_histogram(data, rows[i + 1], rows[i + 2])
-        out[rows[i]]["histograms"].append((_histogram(h), begun))
+        out[rows[i]]["histograms"].append((histogram_body(h), begun))
     rows = cols.metadata
     metadata = []
     for i in range(0, len(rows), 4):
