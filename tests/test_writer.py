@@ -707,3 +707,121 @@ def test_close_at_interpreter_exit_flushes() -> None:
         env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).resolve().parent.parent))
         subprocess.run([sys.executable, "-c", code], check=True, timeout=30, env=env)
         assert sum(received(server).values()) == 25
+
+
+# ---- small things a user meets (issue 11) --------------------------------------------------------
+
+
+def test_help_does_not_show_private_parameters() -> None:
+    import inspect
+    import pydoc
+
+    assert "_kernels" not in inspect.signature(Writer).parameters
+    assert "_kernels" not in pydoc.render_doc(Writer, renderer=pydoc.plaintext)
+
+
+def test_series_of_an_add_that_raised_queue_full_is_not_counted() -> None:
+    w = writer(f"http://127.0.0.1:{free_port()}/x", shards=1, max_samples_per_send=10, max_queued_samples=1,
+               flush_interval=60.0, block_timeout=0.0)  # fmt: skip
+    w.add({"__name__": "kept"}, 1.0)
+    for labels in ({"__name__": "refused"}, [("__name__", "refused_too")], LabelSet({"__name__": "refused_3"})):
+        with pytest.raises(QueueFullError):
+            w.add(labels, 2.0)
+    with pytest.raises(QueueFullError):
+        w.add_series(TimeSeries({"__name__": "refused_4"}, [(1.0, 5)]))
+    with pytest.raises(QueueFullError):
+        w.add_many(SeriesSet([{"__name__": "refused_5"}]), [1.0])
+    assert_balanced(w, samples_added=1, series_added=1)
+    w.close(timeout=0.1)
+
+
+# ---- spool hygiene ------------------------------------------------------------------------------
+
+
+def test_spool_files_0600_and_directory_0700_whatever_the_umask(tmp_path: pathlib.Path) -> None:
+    spool = tmp_path / "spool"
+    old = os.umask(0)
+    try:
+        w = writer(f"http://127.0.0.1:{free_port()}/x", spool_dir=str(spool), shards=1)
+        add_samples(w, 3)
+        w.close(timeout=0.2)
+    finally:
+        os.umask(old)
+    assert (spool.stat().st_mode & 0o777) == 0o700
+    files = list(spool.iterdir())
+    assert any(f.name.endswith(".pwspool") for f in files) and any(f.name == ".lock" for f in files)
+    assert {oct(f.stat().st_mode & 0o777) for f in files} == {oct(0o600)}
+
+
+def test_spool_lock_file_is_not_followed_through_a_symlink(tmp_path: pathlib.Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    victim.chmod(0o644)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / ".lock").symlink_to(victim)
+    with pytest.raises(spool_mod.SpoolError):
+        writer(f"http://127.0.0.1:{free_port()}/x", spool_dir=str(spool))
+    assert victim.read_bytes() == b"precious" and (victim.stat().st_mode & 0o777) == 0o644
+
+
+READ_ONLY_SPOOL = """
+import os, sys
+import promwrite
+from promwrite.spool import SpoolError
+if os.geteuid() == 0:  # root writes anywhere: be nobody, as a service would be
+    os.setgid(65534)
+    os.setuid(65534)
+for path in sys.argv[1:]:
+    try:
+        promwrite.Writer("http://127.0.0.1:9/x", spool_dir=path, close_at_exit=False)
+    except SpoolError as exc:
+        print("SpoolError", exc)
+    except BaseException as exc:
+        print("other", type(exc).__name__, exc)
+    else:
+        print("no error")
+"""
+
+
+def test_read_only_or_missing_spool_directory_raises_spool_error() -> None:
+    import shutil
+    import tempfile
+
+    base = pathlib.Path(tempfile.mkdtemp(prefix="promwrite-ro-"))
+    try:
+        base.chmod(0o755)  # reachable by the unprivileged user
+        read_only = base / "ro"
+        read_only.mkdir()
+        read_only.chmod(0o555)
+        a_file = base / "a_file"
+        a_file.write_text("")
+        root = pathlib.Path(__file__).resolve().parent.parent
+        out = subprocess.run(
+            [sys.executable, "-c", READ_ONLY_SPOOL, str(read_only), str(a_file / "spool")],
+            env=dict(os.environ, PYTHONPATH=str(root)), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("SpoolError") for line in lines), out.stdout + out.stderr
+
+
+def test_spool_header_fields_are_covered_by_the_crc(tmp_path: pathlib.Path) -> None:
+    with FaultyServer() as server:
+        w = writer(f"http://127.0.0.1:{free_port()}/x", spool_dir=str(tmp_path), shards=1)
+        add_samples(w, 6)
+        w.close(timeout=0.2)
+        (good,) = tmp_path.glob("*.pwspool")
+        data = bytearray(good.read_bytes())
+        assert spool_mod.decode_file(bytes(data))[1] == 6
+        at = 12 if data[4] == 1 else 8  # the sample count, where the format version puts it
+        assert data[at] == 6
+        data[at] = 7
+        good.write_bytes(bytes(data))
+        with pytest.raises(spool_mod.SpoolCorrupt, match="crc"):
+            spool_mod.decode_file(bytes(data))
+        w2 = writer(server.url, spool_dir=str(tmp_path))
+        assert w2.flush(5)
+        w2.close()
+        assert server.arrivals == [] and len(list(tmp_path.glob("*.corrupt"))) == 1
