@@ -13,6 +13,8 @@ acknowledged everything added. Workloads:
 Where the time goes is printed per run: CPU seconds of this process and of the
 VictoriaMetrics process per million samples, and the wall time the writer's
 shard threads spent encoding and sending (waiting for the server).
+Each runs in memory and with a durable spool (``spool_dir``: every batch
+written and fsync'ed before it is sent; "no-fsync" shows what the fsync costs).
 Run: ``./scripts/test bench/test_writer_load.py`` (or with ``--benchmark-only``).
 The table of bench/conftest.py shows samples/s; the details print as they run.
 """
@@ -93,17 +95,40 @@ def labels_for(producer: int, n: int) -> List[Dict[str, str]]:
     return out
 
 
+class SpoolBytes:
+    """Bytes the writer's spool wrote to disk (files: header and payload)."""
+
+    def __init__(self, w: Writer) -> None:
+        self.bytes = 0
+        spool = w._spool
+        if spool is None:
+            return
+        write = spool.write
+
+        def counted(payload: bytes, samples: int) -> Any:
+            self.bytes += len(payload) + 32
+            return write(payload, samples)
+
+        spool.write = counted  # type: ignore[method-assign]
+
+
 def run_load(
-    server: servers.VictoriaMetricsServer, path: str, producers: int, series: int, **options: Any
-) -> Dict[str, Any]:
+    server: servers.VictoriaMetricsServer, path: str, producers: int, series: int, spool: str = "",
+    tmp: Any = None, **options: Any,
+) -> Dict[str, Any]:  # fmt: skip
+    """`spool`: "" (in memory), "fsync" (durable spool, fsync per batch) or "no-fsync" (spool, no fsync)."""
     w = Writer(
         server.write_url,
         auth=BasicAuth(server.username, server.password),
         max_queued_samples=2_000_000,
         close_at_exit=False,
+        spool_dir=str(tmp / "spool") if spool else None,
         **options,
     )
+    if spool == "no-fsync":
+        w._spool.fsync = False  # type: ignore[union-attr]
     timed = Timed(w)
+    disk = SpoolBytes(w)
     t0 = int(time.time() * 1000) - 3_000_000  # rounds go forward 1 ms each, within the hour
     if path == "add_many":
         sets = [SeriesSet(labels_for(p, series)) for p in range(producers)]
@@ -138,6 +163,7 @@ def run_load(
         busy[p] = time.perf_counter() - started
 
     before = w.stats()
+    disk.bytes = 0
     vm_cpu0, cpu0 = cpu_of(server.proc.pid), time.process_time()  # type: ignore[union-attr]
     start = time.perf_counter()
     threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
@@ -157,7 +183,10 @@ def run_load(
     wire = after.bytes_sent - before.bytes_sent
     millions = samples / 1e6
     config = ", ".join(f"{k}={v:,}" for k, v in options.items()) or "default options"
+    if spool:
+        config += f", spool_dir ({spool})"
     return {
+        "spool_bytes_per_sample": disk.bytes / samples,
         "contender": f"Writer.{path} ({producers} threads x {series:,} series, {config}, {backend})",
         "samples": samples,
         "wire_bytes": wire,
@@ -180,6 +209,7 @@ def report(capsys: pytest.CaptureFixture, r: Dict[str, Any]) -> None:
             f" per million samples: promwrite process {r['cpu_per_million']:.2f} CPU-s"
             f" (encode {r['encode_per_million']:.2f} s wall), VictoriaMetrics {r['vm_cpu_per_million']:.2f} CPU-s,"
             f" shards waiting on HTTP {r['send_wall_per_million']:.2f} s wall"
+            + (f"; spool: {r['spool_bytes_per_sample']:.2f} bytes written per sample" if r["spool_bytes_per_sample"] else "")
         )
 
 
@@ -188,16 +218,21 @@ TUNED = {"shards": 8, "max_samples_per_send": 50_000}
 
 @pytest.mark.parametrize(
     "path,producers,series,options",
-    [("add_many", 2, 10_000, {}), ("add_many", 2, 10_000, TUNED), ("add", 2, 1_000, {})],
-    ids=["add_many-default", "add_many-tuned", "add-default"],
-)
+    [
+        ("add_many", 2, 10_000, {}), ("add_many", 2, 10_000, {"spool": "fsync"}),
+        ("add_many", 2, 10_000, {"spool": "no-fsync"}), ("add_many", 2, 10_000, TUNED),
+        ("add_many", 2, 10_000, dict(TUNED, spool="fsync")), ("add", 2, 1_000, {}), ("add", 2, 1_000, {"spool": "fsync"}),
+    ],
+    ids=["add_many-default", "add_many-spool", "add_many-spool-nofsync", "add_many-tuned", "add_many-tuned-spool",
+         "add-default", "add-spool"],
+)  # fmt: skip
 def test_writer_load(benchmark: Any, vm: servers.VictoriaMetricsServer, capsys: pytest.CaptureFixture,
-                     path: str, producers: int, series: int, options: Dict[str, int]) -> None:  # fmt: skip
+                     tmp_path: pathlib.Path, path: str, producers: int, series: int, options: Dict[str, Any]) -> None:  # fmt: skip
     benchmark.group = "Writer load: producer threads -> Writer -> VictoriaMetrics (loopback)"
     result: Dict[str, Any] = {}
 
     def run() -> None:
-        result.update(run_load(vm, path, producers, series, **options))
+        result.update(run_load(vm, path, producers, series, tmp=tmp_path, **options))
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info.update(result)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import sys
 import threading
 import time as _time
-import weakref
 from array import array
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
@@ -19,6 +17,7 @@ from ..errors import PromwriteError, SeriesError
 from ..model import LabelSet, Labels, Time, TimeSeries, format_labels, to_float, to_ms
 from ..retry import Retry
 from ..spool import Spool, SpoolError
+from . import lifecycle
 from .delivery import Delivery
 from .queue import Shard, ShardedQueue
 from .reports import FailedBatch, WriterStats
@@ -126,9 +125,7 @@ class Writer:
             if self._spool is not None:
                 self._spool.close()
             raise
-        _ALL.add(self)
-        if close_at_exit:
-            _LIVE.add(self)
+        lifecycle.track(self, close_at_exit)
 
     def _start(self, replay: List[Any]) -> None:
         """Start the threads: per shard a cutter-and-sender, or (with a spool) a cutter and a sender."""
@@ -338,7 +335,7 @@ class Writer:
                 return
             self._closed = True
         self._queue.close()
-        _LIVE.discard(self)
+        lifecycle.closed(self)
         deadline = _monotonic() + max(0.0, timeout)
         for t in self._threads:
             t.join(max(0.0, deadline - _monotonic()))
@@ -433,44 +430,3 @@ class Writer:
         import multiprocessing.util as mp_util
 
         mp_util.Finalize(self, self.close, exitpriority=10)
-
-
-# ---- fork and interpreter exit ------------------------------------------------------------
-
-_ALL: "weakref.WeakSet[Writer]" = weakref.WeakSet()  # every Writer of this process (for fork)
-_LIVE: "set[Writer]" = set()  # close_at_exit Writers not yet closed
-_HELD: List[Any] = []  # the locks taken before a fork
-
-
-def _before_fork() -> None:
-    for writer in list(_ALL):
-        for lock in writer._locks():
-            lock.acquire()
-            _HELD.append(lock)
-
-
-def _after_fork_in_parent() -> None:
-    while _HELD:
-        _HELD.pop().release()
-
-
-def _after_fork_in_child() -> None:
-    _HELD.clear()  # the child's writers get new locks
-    for writer in list(_ALL):
-        try:
-            writer._restart_in_child()
-        except Exception:
-            log.exception("promwrite: restarting a Writer in a forked child failed")
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
-
-
-@atexit.register
-def _close_all() -> None:
-    for writer in list(_LIVE):
-        try:
-            writer.close()
-        except Exception:
-            log.exception("promwrite: closing a Writer at exit failed")
