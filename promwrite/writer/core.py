@@ -13,7 +13,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 from .. import _backend
 from ..client import Client
 from ..encoding import extras_v1
-from ..errors import PromwriteError, SeriesError
+from ..errors import SeriesError
 from ..model import LabelSet, Labels, Time, TimeSeries, format_labels, to_float, to_ms
 from ..retry import Retry
 from ..spool import Spool, SpoolError
