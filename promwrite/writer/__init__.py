@@ -26,7 +26,7 @@ removed once the server accepted or refused it. After a crash or ``kill -9``
 the next Writer on that directory sends what was left, first: a sample added
 `flush_interval` (plus the time to write a batch) before the kill is not
 lost, whether the endpoint was up or down. Delivery is at least once: the
-batch on the wire at the kill may arrive twice.
+batches on the wire at the kill (one per shard at most) may arrive twice.
 
 Protocol: a batch is encoded in the remote-write version the client uses at
 that moment (`Client.protocol`): 2.0 for ``Client(url, protocol="2.0")``, 1.0

@@ -54,8 +54,8 @@ class Writer:
     - `spool_dir`: a write-ahead queue on disk (see `promwrite.spool`): every
       batch is written there before it is sent, so after a crash or
       ``kill -9`` the next Writer on the directory sends what was cut into a
-      batch (at least once: the batch on the wire at the kill may arrive
-      twice); `spool_max_bytes` bounds it;
+      batch (at least once: the batches on the wire at the kill, one per
+      shard at most, may arrive twice); `spool_max_bytes` bounds it;
     - `on_failure`: called with a `FailedBatch` for every batch given up
       (from a sender thread; exceptions in it are logged and ignored);
     - `close_timeout`: how long `close()` waits for delivery by default (30 s);

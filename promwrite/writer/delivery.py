@@ -6,7 +6,8 @@ every batch to the spool as soon as it is due (full or `flush_interval`
 old), whether or not the endpoint answers, and a sender that sends the
 shard's spooled batches in order and removes each file once the server
 accepted it or refused it for good. So a `kill -9` loses nothing that was
-cut into a batch; the batch on the wire at that moment may arrive twice.
+cut into a batch; the batches on the wire at that moment (one per shard)
+may arrive twice.
 """
 
 from __future__ import annotations
