@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .. import codec
 from ..client import Client
 from ..errors import ConnectError, TimeoutError, WriteError
 from ..retry import Retry
@@ -123,8 +124,6 @@ class Delivery:
 
     @staticmethod
     def _as_v1(payload: bytes) -> bytes:
-        from .. import codec
-
         return codec.encode_payload(codec.decode_payload(payload, protocol="2.0"))
 
     def transmit(self, payload: bytes, n: int, protocol: str = "1.0") -> Tuple[str, Optional[BaseException], int, str]:
