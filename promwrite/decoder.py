@@ -148,7 +148,8 @@ def _labels(cols: Decoded, refs: "array[int]", counts: "array[int]") -> List[Tup
     strings, pairs = cols.strings, cols.pairs
     text = strings.__getitem__
     labels = list(map(_new_label, repeat(Label), zip(map(text, pairs[0::2]), map(text, pairs[1::2]))))
-    return list(map(tuple, _split(list(map(labels.__getitem__, refs)), counts)))
+    flat = tuple(map(labels.__getitem__, refs))
+    return list(map(flat.__getitem__, map(slice, *_bounds(counts))))  # a tuple's slices are tuples
 
 
 def _label_sets(cols: Decoded) -> List[Any]:
