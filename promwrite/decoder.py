@@ -16,7 +16,6 @@ import gc
 import os
 import struct
 from array import array
-from collections import deque
 from itertools import accumulate, repeat
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -124,13 +123,7 @@ def _limits(limits: Optional[DecodeLimits]) -> DecodeLimits:
 # --- building the model ------------------------------------------------------
 
 _new_label = tuple.__new__
-_set_labels = TimeSeries._labels.__set__  # type: ignore[attr-defined]
-_SLOTS = [getattr(TimeSeries, name).__set__ for name in ("samples", "exemplars", "histograms", "metadata", "start_timestamp_ms")]
-_LABEL_SET_SLOTS = [getattr(LabelSet, name).__set__ for name in ("labels", "_pb", "_hash")]
-
-
-def _apply(setter: Any, objects: List[Any], values: Any) -> None:
-    deque(map(setter, objects, values), 0)
+_new_object = object.__new__
 
 
 def _bounds(counts: "array[int]") -> Tuple[List[int], List[int]]:
@@ -156,11 +149,14 @@ def _label_sets(cols: Decoded) -> List[Any]:
     """Each series' labels: a LabelSet when sorted by name (as `TimeSeries.labels` gives
     them, without sorting again), else the tuple as it came."""
     tuples: List[Any] = _labels(cols, cols.label_refs, cols.series_labels)
-    unsorted = set(cols.unsorted)
-    sets = list(map(object.__new__, repeat(LabelSet, len(tuples))))
-    for setter, values in zip(_LABEL_SET_SLOTS, (tuples, repeat(None), repeat(None))):
-        _apply(setter, sets, values)
-    for i in unsorted:
+    sets: List[Any] = []
+    append = sets.append
+    for labels in tuples:  # a plain loop: slot stores are faster here than map() over descriptors
+        label_set = _new_object(LabelSet)
+        label_set.labels = labels
+        label_set._pb = label_set._hash = None
+        append(label_set)
+    for i in set(cols.unsorted):
         sets[i] = tuples[i]
     return sets
 
@@ -172,13 +168,19 @@ def _samples(cols: Decoded) -> List[List[Sample]]:
 
 def _series(labels: Sequence[Any], samples: Sequence[List[Sample]], metadata: Any = None, starts: Any = None) -> List[TimeSeries]:
     """TimeSeries objects, filled from the wire as they are (no constructor checks)."""
-    n = len(labels)
-    out = list(map(object.__new__, repeat(TimeSeries, n)))
-    _apply(_set_labels, out, labels)
-    columns = (samples, map(list, repeat((), n)), map(list, repeat((), n)),
-               repeat(None) if metadata is None else metadata, repeat(None) if starts is None else starts)  # fmt: skip
-    for setter, values in zip(_SLOTS, columns):
-        _apply(setter, out, values)
+    out: List[TimeSeries] = []
+    append = out.append
+    for labels_of, samples_of, metadata_of, start in zip(
+        labels, samples, repeat(None) if metadata is None else metadata, repeat(None) if starts is None else starts
+    ):
+        series = _new_object(TimeSeries)
+        series._labels = labels_of
+        series.samples = samples_of
+        series.exemplars = []
+        series.histograms = []
+        series.metadata = metadata_of
+        series.start_timestamp_ms = start
+        append(series)
     return out
 
 
