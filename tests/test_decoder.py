@@ -246,6 +246,12 @@ def test_model_built_from_columns(kernels) -> None:
     got = decode_with(kernels, encode_with(kernels, req, compress=False))
     assert got == req
     assert got.timeseries[0].labels[1] is got.timeseries[1].labels[1]
+    first, second = got.timeseries  # filled slot by slot: each a whole, independent series
+    first.exemplars.append("e")
+    first.histograms.append("h")
+    assert second.exemplars == second.histograms == [] and first.samples is not second.samples
+    assert hash(first._labels) == hash(first.labels) and first.metadata is first.start_timestamp_ms is None
+    assert (first.samples[0].value, first.samples[0].timestamp_ms) == (1.0, 5)
     unsorted = b"\x0a\x14" + b"\x0a\x08\x0a\x03job\x12\x01x" + b"\x0a\x08\x0a\x01a\x12\x03abc"
     ts = decode_with(kernels, unsorted).timeseries[0]
     assert [tuple(lb) for lb in ts._labels] == [("job", "x"), ("a", "abc")]
