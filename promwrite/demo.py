@@ -93,7 +93,7 @@ def run(series: int = 2000, samples: int = 10, out: TextIO = sys.stdout) -> int:
         f"  bytes on wire    {wire:,} (snappy)",
         f"  compression      {raw_size / wire:.2f}x" if wire else "  compression      -",
         f"  encode+compress  {encoding * 1000:.1f} ms ({total / encoding:,.0f} samples/s)",
-        f"  write            {elapsed * 1000:.1f} ms (encode, compress, HTTP, and the receiver's pure-Python decode)",
+        f"  write            {elapsed * 1000:.1f} ms (encode, compress, HTTP, and the receiver's decode)",
         f"  verified         {'every series and sample arrived intact' if ok else 'MISMATCH: what arrived differs from what was sent'}",
     ]
     out.write("\n".join(lines) + "\n")
