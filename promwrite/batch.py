@@ -11,16 +11,39 @@ it with one kernel call, so there is one encoder for both producers.
 from __future__ import annotations
 
 from array import array
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ._backend import Kernels
 from ._codec2 import encode_batch_v2
 from .encoding import metadata_field
-from .model import MetricMetadata, Sample, TimeSeries
+from .model import MetricMetadata, Sample, Time, TimeSeries, to_ms
 
-__all__ = ["BatchBuilder", "SeriesBatch"]
+__all__ = ["BatchBuilder", "SeriesBatch", "sample_columns"]
 
 _ONE = array("q", [1])
+
+
+def sample_columns(
+    what: str, n: int, values: Sequence[float], time: Optional[Time], timestamp_ms: Optional[int],
+    timestamps_ms: Optional[Sequence[int]],
+) -> Tuple["array[float]", Union[int, "array[int]"]]:  # fmt: skip
+    """One sample per series as columns: values (an ``array('d')`` given is used as is) and
+    timestamps, one per series or, when all share one time, that time as an int."""
+    try:
+        vals = values if type(values) is array and values.typecode == "d" else array("d", values)  # type: ignore[attr-defined]
+        stamps: Union[int, "array[int]"]
+        if timestamps_ms is None:
+            stamps = to_ms(time, timestamp_ms)
+        elif time is not None or timestamp_ms is not None:
+            raise ValueError("give timestamps_ms or one time, not both")
+        else:
+            stamps = array("q", timestamps_ms)
+    except (TypeError, OverflowError) as exc:
+        raise ValueError(f"{what}: values must be numbers, timestamps int64 ({exc})") from None
+    if len(vals) != n or (type(stamps) is not int and len(stamps) != n):  # type: ignore[arg-type]
+        count = 1 if type(stamps) is int else len(stamps)  # type: ignore[arg-type]
+        raise ValueError(f"{what}: {n} series but {len(vals)} values and {count} timestamps")
+    return vals, stamps
 
 
 class SeriesBatch:

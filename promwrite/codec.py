@@ -20,7 +20,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 from . import _backend, decoder
 from ._backend import Kernels
 from ._codec2 import encode_v2
-from .batch import SeriesBatch
+from .batch import SeriesBatch, sample_columns
 from .encoding import (
     bad_metadata_text,
     bad_samples_error,
@@ -40,7 +40,6 @@ from .model import (
     Time,
     TimeSeries,
     WriteRequest,
-    to_ms,
 )
 
 __all__ = ["PROTOCOLS", "DecodeLimits", "SeriesSet", "decode", "decode_payload", "encode", "encode_payload"]
@@ -148,19 +147,9 @@ class SeriesSet:
         default now) unless `timestamps_ms` gives one per series.
         """
         n = len(self.labels)
-        try:
-            vals = values if type(values) is array and values.typecode == "d" else array("d", values)  # type: ignore[attr-defined]
-            if timestamps_ms is None:
-                stamps = array("q", [to_ms(time, timestamp_ms)]) * n
-            elif time is not None or timestamp_ms is not None:
-                raise ValueError("give timestamps_ms or one time, not both")
-            else:
-                stamps = array("q", timestamps_ms)
-        except (TypeError, OverflowError) as exc:
-            raise ValueError(f"SeriesSet.request: values must be numbers, timestamps int64 ({exc})") from None
-        if len(vals) != n or len(stamps) != n:
-            raise ValueError(f"SeriesSet.request: {n} series but {len(vals)} values and {len(stamps)} timestamps")
-        return WriteRequest.from_columns(SeriesBatch(self._text, self._lengths, self._ones, vals, stamps, owner=self), metadata)
+        vals, stamps = sample_columns("SeriesSet.request", n, values, time, timestamp_ms, timestamps_ms)
+        stamp_column = array("q", [stamps]) * n if type(stamps) is int else stamps
+        return WriteRequest.from_columns(SeriesBatch(self._text, self._lengths, self._ones, vals, stamp_column, owner=self), metadata)
 
 
 # --- decoding (in `decoder`) ---------------------------------------------------

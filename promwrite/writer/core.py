@@ -21,6 +21,7 @@ from . import lifecycle
 from .delivery import Delivery
 from .queue import Shard, ShardedQueue
 from .reports import FailedBatch, WriterStats
+from ..batch import sample_columns
 from .segments import ColumnSegment, Segment, SeriesEntry, build_batch
 from .series_table import SeriesTable, fast_key
 
@@ -226,20 +227,8 @@ class Writer:
         """
         layout = self._table.layout(series)
         n = layout.n
-        try:
-            own = not (type(values) is array and values.typecode == "d")  # type: ignore[attr-defined]
-            vals = array("d", values) if own else values
-            if timestamps_ms is None:
-                stamps: Any = to_ms(time, timestamp_ms)
-            elif time is not None or timestamp_ms is not None:
-                raise ValueError("give timestamps_ms or one time, not both")
-            else:
-                stamps = array("q", timestamps_ms)
-        except (TypeError, OverflowError) as exc:
-            raise ValueError(f"add_many: values must be numbers, timestamps int64 ({exc})") from None
-        if len(vals) != n or (type(stamps) is not int and len(stamps) != n):
-            count = 1 if type(stamps) is int else len(stamps)
-            raise ValueError(f"add_many: {n} series but {len(vals)} values and {count} timestamps")
+        vals, stamps = sample_columns("add_many", n, values, time, timestamp_ms, timestamps_ms)
+        own = vals is not values  # a copy made here may go to the queue as it is
         if n == 0:
             return
         if n > self._queue.max_queued:
