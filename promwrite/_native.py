@@ -15,6 +15,17 @@ from .errors import SnappyError
 
 Buffer = Union[bytes, bytearray, memoryview]
 
+
+def _entry(name: str):  # -> the C function `name` of the accelerator
+    """A C entry point; ImportError (so: the Python backend) when the built accelerator predates it."""
+    try:
+        return getattr(lib, name)
+    except AttributeError:
+        raise ImportError(
+            f"promwrite._cext is out of date (no {name}); rebuild it: pip install . (or python csrc/cffi_build.py)"
+        ) from None
+
+
 # ---------------------------------------------------------------- snappy ---
 # csrc/snappy.c; twin of promwrite/_pysnappy.py.
 
@@ -296,13 +307,8 @@ def encode_request(
 # wrapped as the 1.0 kernels above are (bulk conversions, one crossing, the
 # thread's scratch, and the Python kernel for whatever C does not take).
 
-try:
-    _pb2_encode_symbols = lib.pw_encode_symbols_v2
-    _pb2_encode_request = lib.pw_encode_request_v2
-except AttributeError as _exc:  # an accelerator built before csrc/pbenc2.c existed
-    raise ImportError(
-        f"promwrite._cext is out of date ({_exc}); rebuild it: pip install . (or python csrc/cffi_build.py)"
-    ) from None
+_pb2_encode_symbols = _entry("pw_encode_symbols_v2")  # csrc/pbenc2.c
+_pb2_encode_request = _entry("pw_encode_request_v2")
 _INFO2 = f"size_t[{lib.PW_PB2_INFO_LEN}]"
 _LEN2 = lib.PW_PB2_LEN
 _SYMBOLS_LEN2 = lib.PW_PB2_SYMBOLS_LEN
@@ -397,13 +403,8 @@ from itertools import chain as _chain  # noqa: E402
 
 from . import _pydecode  # noqa: E402
 
-try:
-    _dec_v1 = lib.pw_decode_v1
-    _dec_v2 = lib.pw_decode_v2
-except AttributeError as _exc:  # an accelerator built before csrc/pbdec.c existed
-    raise ImportError(
-        f"promwrite._cext is out of date ({_exc}); rebuild it: pip install . (or python csrc/cffi_build.py)"
-    ) from None
+_dec_v1 = _entry("pw_decode_v1")  # csrc/pbdec.c
+_dec_v2 = _entry("pw_decode_v2")
 _dec_free = lib.pw_decoded_free
 _NVEC = lib.PW_DEC_NVEC
 _VALUES = lib.PW_DEC_VALUES
