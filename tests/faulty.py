@@ -41,17 +41,33 @@ class Arrival:
             self.request = None
 
 
-class FaultyServer:
-    def __init__(self, script: Sequence[Action] = (OK,), tls: Optional[ssl.SSLContext] = None) -> None:
+class LoopbackServer:
+    """An HTTP server on a free loopback port, served by a thread between `with` and its end."""
+
+    def __init__(self, handler: type, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "LoopbackServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+class FaultyServer(LoopbackServer):
+    def __init__(self, script: Sequence[Action] = (OK,), tls: Optional[ssl.SSLContext] = None, port: int = 0) -> None:
         self.script: List[Action] = list(script)
         self.arrivals: List[Arrival] = []
         self.connections = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        super().__init__(self._handler(), port=port)
         if tls is not None:  # https: the handshake happens as a connection is accepted
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
@@ -137,13 +153,8 @@ class FaultyServer:
         return Handler
 
     def __enter__(self) -> "FaultyServer":
-        self._thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Dict, List, Optional
 
 import pytest
@@ -25,12 +25,12 @@ from promwrite import (
     WriteRequest,
 )
 
-from .faulty import OK, FaultyServer, free_port
+from .faulty import OK, FaultyServer, LoopbackServer, free_port
 
 SECRET = "cl1ent-s3cret/+&="
 
 
-class TokenServer:
+class TokenServer(LoopbackServer):
     """A client-credentials token endpoint that counts requests and hands out tok-1, tok-2, ..."""
 
     def __init__(
@@ -41,9 +41,7 @@ class TokenServer:
         self.secret = secret
         self.requests: List[Dict[str, object]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler(), host)
 
     @property
     def url(self) -> str:
@@ -93,13 +91,8 @@ class TokenServer:
         return Handler
 
     def __enter__(self) -> "TokenServer":
-        self._thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 def one() -> WriteRequest:

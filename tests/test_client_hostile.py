@@ -15,10 +15,9 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Dict, List, Tuple
 
 import pytest
@@ -26,7 +25,7 @@ import pytest
 import promwrite
 from promwrite import BearerAuth, Client, ConnectError, Retry, Sample, TimeSeries, WriteError, WriteRequest, Writer
 
-from .faulty import OK, FaultyServer, free_port
+from .faulty import OK, FaultyServer, LoopbackServer, free_port
 
 SECRET = "hunter2-Zq9xK"
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -160,7 +159,7 @@ def test_timeout_bounds_a_trickling_answer_over_tls(tls: Tuple[ssl.SSLContext, s
             assert time.monotonic() - started < 3.0
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackServer):
     """An http proxy that records each request line and headers and asks for basic credentials:
     with them it answers a POST 204 itself and tunnels a CONNECT; without, 407."""
 
@@ -206,21 +205,14 @@ class RecordingProxy:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def url(self, password: str = SECRET) -> str:
         return f"http://proxyuser:{password}@127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> "RecordingProxy":
-        self._thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 PROXY_AUTH = "Basic " + base64.b64encode(f"proxyuser:{SECRET}".encode()).decode()

@@ -18,7 +18,6 @@ import time
 import tracemalloc
 from array import array
 from collections import Counter
-from http.server import ThreadingHTTPServer
 from typing import Any, Dict, List, Sequence, Tuple
 
 import pytest
@@ -52,13 +51,7 @@ class PortServer(FaultyServer):
     """A FaultyServer on a chosen port: for an endpoint that is down, then comes up."""
 
     def __init__(self, port: int, script: Sequence[Any] = (OK,)) -> None:
-        self.script = list(script)
-        self.arrivals: List[Arrival] = []
-        self.connections = 0
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(script, port=port)
 
 
 def writer(url: str, **kw: Any) -> Writer:
