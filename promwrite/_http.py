@@ -1,7 +1,7 @@
 """One HTTP exchange bounded in time and memory, shared by `Client` and the OAuth2 token fetch.
 
-`timeout` is a deadline for the whole exchange (connect, TLS, proxy tunnel,
-send, status line, headers, body): every socket operation gets only what is
+`timeout` is a deadline for the whole exchange (name lookup, connect, TLS,
+proxy tunnel, send, status line, headers, body): every socket operation gets only what is
 left of it, so a peer that trickles bytes cannot hold a caller longer. An
 answer's body is read up to a bound; the rest is never read (the connection is
 closed instead). Nothing that can hold a secret (URL credentials and query,
@@ -17,10 +17,11 @@ import io
 import re
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .errors import ConnectError, PromwriteError, TimeoutError
 
@@ -90,6 +91,37 @@ def find_proxy(scheme: str, host: str, proxy: Optional[str]) -> Optional[Proxy]:
     return Proxy(parts.hostname, parts.port or 80, authorization, redact_url(parts.geturl()))
 
 
+AddressInfo = Tuple[socket.AddressFamily, socket.SocketKind, int, str, Tuple[Any, ...]]
+
+
+def resolve(host: str, port: int, seconds: float) -> List[AddressInfo]:
+    """The TCP addresses of `host`:`port` (getaddrinfo), or socket.timeout after `seconds`.
+
+    The system resolver cannot be interrupted, so a name is looked up in a
+    daemon thread that is left to finish alone when the caller stops waiting.
+    """
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass  # a name, not an address: look it up
+    answer: List[Union[List[AddressInfo], Exception]] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except Exception as exc:  # gaierror, or UnicodeError for a name IDNA cannot encode
+            answer.append(exc)
+        done.set()
+
+    threading.Thread(target=look_up, name="promwrite-resolve", daemon=True).start()
+    if not done.wait(seconds):
+        raise socket.timeout(f"{host!r} was not resolved within {seconds:g} s")
+    if isinstance(answer[0], Exception):
+        raise answer[0]
+    return answer[0]
+
+
 class _DeadlineReader(io.RawIOBase):
     """A socket's reading side where each read waits at most what is left of the exchange's deadline."""
 
@@ -122,6 +154,7 @@ class BoundedConnection(http.client.HTTPConnection):
         super().__init__(host, port)
         self.deadline = 0.0
         self.response_class = self._response  # type: ignore[assignment]
+        self._create_connection = self._open  # type: ignore[assignment]
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -132,9 +165,20 @@ class BoundedConnection(http.client.HTTPConnection):
     def _response(self, sock: socket.socket, *args: Any, **kwargs: Any) -> http.client.HTTPResponse:
         return http.client.HTTPResponse(_DeadlineReader(sock, self), *args, **kwargs)  # type: ignore[arg-type]
 
-    def connect(self) -> None:
-        self.timeout = self.remaining()
-        super().connect()
+    def _open(self, address: Tuple[str, int], *_: object) -> socket.socket:
+        """socket.create_connection, with the name lookup, too, ending by the deadline."""
+        error: Optional[OSError] = None
+        for family, kind, proto, _name, sockaddr in resolve(*address, self.remaining()):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(self.remaining())
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:  # try the next address, as create_connection does
+                sock.close()
+                error = exc
+        assert error is not None  # getaddrinfo gives at least one address or raises
+        raise error
 
     def send(self, data: Any) -> None:
         if self.sock is not None:

@@ -6,6 +6,7 @@ Loopback only; every server here stops on its own within a bounded count of step
 from __future__ import annotations
 
 import ast
+import asyncio
 import base64
 import logging
 import pathlib
@@ -15,15 +16,18 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from http.server import BaseHTTPRequestHandler
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
 import promwrite
-from promwrite import BearerAuth, Client, ConnectError, Retry, Sample, TimeSeries, WriteError, WriteRequest, Writer
+from promwrite import (
+    AsyncClient, BearerAuth, Client, ConnectError, OAuth2, Retry, Sample, TimeSeries, WriteError, WriteRequest, Writer,
+)  # fmt: skip
 
 from .faulty import OK, FaultyServer, LoopbackServer, free_port
 
@@ -65,6 +69,52 @@ def test_a_writer_shard_is_bounded_by_the_deadline_too() -> None:
             w.close()
     assert stats.samples_failed == {"timeout": 1}
     assert "no answer within 1 s" in (stats.last_error or "")
+
+
+@pytest.fixture
+def hanging_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """socket.getaddrinfo made to hang on looking up "localhost" (for up to 10 s, until the test ends), as
+    with an unreachable DNS server; a numeric-only query (AI_NUMERICHOST: no lookup) still answers at once."""
+    real = socket.getaddrinfo
+    release = threading.Event()
+
+    def hanging(host: object, port: object, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> object:
+        if host == "localhost" and not flags & socket.AI_NUMERICHOST:
+            release.wait(10)
+        return real(host, port, family, type, proto, flags)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    yield
+    release.set()
+
+
+def _write_with(url: str) -> None:
+    with Client(url, timeout=1) as client:
+        client.write(one())
+
+
+def _write_async(url: str) -> None:
+    async def write() -> None:
+        async with AsyncClient(url, timeout=1) as client:
+            await client.write(one())
+
+    asyncio.run(write())
+
+
+def _fetch_token(url: str) -> None:
+    OAuth2("id", SECRET, url, timeout=1).token()
+
+
+@pytest.mark.parametrize("call", [_write_with, _write_async, _fetch_token], ids=["client", "asyncio", "oauth2"])
+def test_timeout_bounds_the_name_lookup(hanging_resolver: None, call: Callable[[str], None]) -> None:
+    # Before, getaddrinfo ran outside the deadline: the call waited the resolver's 10 s, then went on.
+    with FaultyServer() as server:
+        started = time.monotonic()
+        with pytest.raises(promwrite.TimeoutError, match="no answer within 1 s"):
+            call(server.url.replace("127.0.0.1", "localhost"))
+        elapsed = time.monotonic() - started
+        assert server.arrivals == []
+    assert elapsed < 2.0, elapsed
 
 
 # -- bodies are read up to a bound ---------------------------------------------------------------
