@@ -134,6 +134,17 @@ def _build_parser() -> argparse.ArgumentParser:
     receive.add_argument("--username", "-u", default=os.environ.get("PROMWRITE_USERNAME"),
                          help="require basic auth with this user; password from $PROMWRITE_PASSWORD or --password-file")
     receive.add_argument("--password-file", metavar="FILE", help="file holding the basic-auth password")
+    receive.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                         help="seconds for a request's line and headers, and an idle connection's limit (default 10)")
+    receive.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+                         help="seconds for a request's body (default 30)")
+    receive.add_argument("--max-connections", type=int, default=100, metavar="N",
+                         help="connections served at once; more are answered 503 (default 100)")
+    receive.add_argument("--max-length", type=int, default=64 << 20, metavar="BYTES",
+                         help="largest request, decompressed; larger are answered 413 (default 64 MiB)")
+    receive.add_argument("--memory-budget", type=int, metavar="BYTES",
+                         help="request bodies, compressed and decompressed, held at once; more are answered 503"
+                              " (default 256 MiB, or one request of --max-length if more)")  # fmt: skip
     return parser
 
 
@@ -454,7 +465,12 @@ def _receive(args: argparse.Namespace) -> int:
                 pass
 
     try:
-        receiver = Receiver(args.host, args.port, basic_auth=basic_auth, on_write=on_write)
+        receiver = Receiver(args.host, args.port, basic_auth=basic_auth, on_write=on_write,
+                            header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+                            max_connections=args.max_connections, max_length=args.max_length,
+                            memory_budget=args.memory_budget)  # fmt: skip
+    except ValueError as exc:
+        raise _Fail(2, str(exc)) from None
     except OSError as exc:
         raise _Fail(1, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     holder.append(receiver)

@@ -8,11 +8,12 @@ does not take. It takes remote write 1.0 and 2.0 (by the ``proto=`` parameter
 of Content-Type), and answers a 2.0 write with the
 ``X-Prometheus-Remote-Write-*-Written`` counts the 2.0 spec requires.
 
-Slow or hostile peers cost it little: headers and body each have a deadline
-for the whole read (a peer trickling a byte a second is cut off), at most
-`max_connections` are served at once (more are answered 503 and closed by the
-accepting thread), and a body is read in chunks as it arrives, never
-allocated from its declared length.
+Slow or hostile peers cost it little (_serving.py holds the means): headers
+and body each have a deadline for the whole read (a peer trickling a byte a
+second is cut off), at most `max_connections` are served at once (more are
+answered 503), a body is read in chunks as it arrives, never allocated from
+its declared length, and all connections together hold at most
+`memory_budget` bytes of bodies (more are answered 503 with Retry-After).
 """
 
 from __future__ import annotations
@@ -22,20 +23,24 @@ import hmac
 import io
 import re
 import socket
-import sys
 import threading
-import time
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import codec, snappy
-from ._pysnappy import max_compressed_length
+from ._pysnappy import max_compressed_length, uncompressed_length
+from ._serving import CHUNK, CappedServer, DeadlineReads, MemoryBudget, linger
 from .decoder import DecodeLimits
 from .errors import DecodeError, DecodeLimitError, SnappyError
 from .model import WriteRequest
 
-__all__ = ["Receiver"]
+__all__ = ["DEFAULT_MEMORY_BUDGET", "Receiver"]
+
+#: Bytes of bodies, compressed and decompressed, that a Receiver holds at once across its connections, unless
+#: told otherwise (or more, when its `max_length` needs more for one request alone).
+DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024
+_HEADERS_ALLOWANCE = 1 << 16  # bytes of request line and headers drained, with the body, from a refused peer
 
 Answer = Tuple[int, str, Dict[str, str]]  # (status, reason, extra headers)
 
@@ -52,6 +57,10 @@ class Receiver:
     and headers must arrive within `header_timeout` seconds of its start (an
     idle kept-alive connection is closed after it), its body within
     `body_timeout` seconds of its headers; at most `max_connections` are open.
+    All connections together hold at most `memory_budget` bytes of bodies, as
+    received and decompressed (default DEFAULT_MEMORY_BUDGET, or one request
+    of `max_length` when that is more); a request that would go over it is
+    answered 503 with ``Retry-After: 1``, which senders retry.
     """
 
     def __init__(
@@ -66,11 +75,21 @@ class Receiver:
         header_timeout: float = 10.0,
         body_timeout: float = 30.0,
         max_connections: int = 100,
+        memory_budget: Optional[int] = None,
     ) -> None:
         if not header_timeout > 0 or not body_timeout > 0:
             raise ValueError(f"timeouts must be positive seconds, not {header_timeout!r} and {body_timeout!r}")
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections!r}")
+        largest_body = max_compressed_length(max_length)
+        one_request = largest_body + max_length  # its body and what it decompresses to
+        if memory_budget is None:
+            memory_budget = max(DEFAULT_MEMORY_BUDGET, one_request)
+        elif memory_budget < one_request:
+            raise ValueError(
+                f"memory_budget must hold at least one request of max_length {max_length:,} bytes (its body and"
+                f" what it decompresses to): {one_request:,} bytes, not {memory_budget!r}"
+            )  # fmt: skip
         self.received: List[WriteRequest] = []
         self.payload_bytes: List[int] = []
         self.received_protocols: List[str] = []
@@ -86,7 +105,9 @@ class Receiver:
             if basic_auth
             else None
         )
-        self._server = _CappedServer((host, port), self._handler_class(), max_connections)
+        self._budget = MemoryBudget(memory_budget)
+        self._server = CappedServer((host, port), self._handler_class(), max_connections, _busy(max_connections),
+                                    _HEADERS_ALLOWANCE + largest_body)  # fmt: skip
         self._thread: Optional[threading.Thread] = None
 
     @property
@@ -135,7 +156,10 @@ class Receiver:
         if protocol == "2.0":  # the counts go with every answer to a 2.0 write, 0 when rejected
             written = dict.fromkeys(_WRITTEN, "0")
         try:
-            request = codec.decode_payload(body, None, protocol, limits=self._limits)
+            request = self._decode(body, protocol)
+        except _Refusal as refusal:
+            status, reason, _ = refusal.answer
+            return status, reason, {**written, **_RETRY}
         except DecodeLimitError as exc:
             return 413, f"remote write over this receiver's limits: {exc}", written
         except (SnappyError, DecodeError) as exc:
@@ -153,6 +177,26 @@ class Receiver:
             written = {name: str(n) for name, n in zip(_WRITTEN, counts)}
         return 204, "", written
 
+    def _decode(self, body: bytearray, protocol: str) -> WriteRequest:
+        """codec.decode_payload, the decompressed size held in the memory budget meanwhile; _Refusal when spent."""
+        try:
+            size = uncompressed_length(body)
+        except SnappyError:
+            size = 0  # decode_payload refuses it, allocating nothing
+        if size > self._max_length:
+            size = 0  # the same: refused before it is decompressed
+        if not self._budget.take(size):
+            raise self._over_budget()
+        try:
+            return codec.decode_payload(body, None, protocol, limits=self._limits)
+        finally:
+            self._budget.give_back(size)
+
+    def _over_budget(self, unread: int = 0) -> "_Refusal":
+        reason = (f"busy: this receiver holds at most {self._budget.limit:,} bytes of request bodies at once;"
+                  " try again")  # fmt: skip
+        return _Refusal(503, reason, unread, _RETRY)
+
     def _post(self, handler: Any) -> Optional[Answer]:
         """The answer to the POST `handler` is serving; None when the peer left mid-body.
 
@@ -161,19 +205,42 @@ class Receiver:
         try:
             length = _declared_length(handler.headers, max_compressed_length(self._max_length))
             protocol = self._protocol(handler.headers, length)
+            handler.reads.start(self._body_timeout)
+            body = self._read_body(handler.rfile, length)
         except _Refusal as refusal:
-            handler.close_connection = True  # the body was not read
+            handler.close_connection = True  # the body was not (all) read
             handler.unread = refusal.unread
             return refusal.answer
-        handler.reads.start(self._body_timeout)
-        try:
-            body = _read_body(handler.rfile, length)
         except socket.timeout:
             handler.close_connection = True
             return 408, f"the body did not arrive within {self._body_timeout:g} seconds", {}
         if body is None:
             return None
-        return self._accept(body, protocol)
+        try:
+            return self._accept(body, protocol)
+        finally:
+            self._budget.give_back(len(body))
+
+    def _read_body(self, rfile: io.BufferedReader, length: int) -> Optional[bytearray]:
+        """`length` bytes, read a chunk at a time as they arrive and taken from the memory budget as they
+        do; None when the peer closes first, _Refusal (503) when the budget is spent.
+
+        Memory follows what arrived, never what was declared.
+        """
+        body = bytearray()
+        try:
+            while len(body) < length:
+                chunk = rfile.read1(min(length - len(body), CHUNK))
+                if not chunk:
+                    self._budget.give_back(len(body))
+                    return None
+                if not self._budget.take(len(chunk)):
+                    raise self._over_budget(length - len(body) - len(chunk))
+                body += chunk
+        except BaseException:
+            self._budget.give_back(len(body))
+            raise
+        return body
 
     def _handler_class(self) -> type:
         receiver = self
@@ -185,7 +252,7 @@ class Receiver:
             def setup(self) -> None:
                 super().setup()
                 self.rfile.close()  # replaced by reads that keep to a deadline
-                self.reads = _DeadlineReads(self.connection)
+                self.reads = DeadlineReads(self.connection)
                 self.rfile = io.BufferedReader(self.reads)
 
             def handle_one_request(self) -> None:
@@ -212,22 +279,8 @@ class Receiver:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                if self.unread:
-                    self._drain(self.unread)
-
-            def _drain(self, length: int) -> None:
-                """Reads and drops up to `length` bytes, within the header timeout, so that a peer still
-                sending the body it was refused reads the answer rather than a reset connection."""
-                try:
-                    self.connection.shutdown(socket.SHUT_WR)
-                    self.reads.start(receiver._header_timeout)
-                    while length > 0:
-                        chunk = self.rfile.read1(min(length, _CHUNK))
-                        if not chunk:
-                            break
-                        length -= len(chunk)
-                except OSError:
-                    pass  # gone, or too slow: it is closed next either way
+                if self.unread:  # the rest of a refused body: let its sender read this answer
+                    linger(self.connection, self.unread, receiver._header_timeout)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # quiet: the receiver's owner reports what arrived
@@ -236,17 +289,26 @@ class Receiver:
 
 
 class _Refusal(Exception):
-    """An answer given before the body is read (the connection closes after it); `unread` is the
-    declared length of the body, when known."""
+    """An answer given before the body is (all) read (the connection closes after it); `unread` is
+    what is left of the body, when known."""
 
-    def __init__(self, status: int, reason: str, unread: int = 0) -> None:
+    def __init__(self, status: int, reason: str, unread: int = 0, headers: Optional[Dict[str, str]] = None) -> None:
         super().__init__(reason)
-        self.answer: Answer = (status, reason, {})
+        self.answer: Answer = (status, reason, dict(headers or {}))
         self.unread = unread
 
 
+_RETRY = {"Retry-After": "1"}
+
+
+def _busy(max_connections: int) -> bytes:
+    """The whole 503 answer to a connection over the cap (sent as it is accepted, before its request is read)."""
+    reason = f"too many connections: this receiver serves at most {max_connections} at once".encode()
+    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(reason), reason))  # fmt: skip
+
+
 _DIGITS = re.compile(r"[0-9]{1,18}")
-_CHUNK = 1 << 16  # bytes asked of the socket at a time while reading a body
 
 
 def _declared_length(headers: Message, limit: int) -> int:
@@ -263,104 +325,6 @@ def _declared_length(headers: Message, limit: int) -> int:
     if length > limit:
         raise _Refusal(413, f"a body of {length} bytes is over this receiver's limit of {limit} bytes", length)
     return length
-
-
-def _read_body(rfile: io.BufferedReader, length: int) -> Optional[bytearray]:
-    """`length` bytes, read a chunk at a time as they arrive; None when the peer closes first.
-
-    Memory follows what arrived, never what was declared.
-    """
-    body = bytearray()
-    while len(body) < length:
-        chunk = rfile.read1(min(length - len(body), _CHUNK))
-        if not chunk:
-            return None
-        body += chunk
-    return body
-
-
-class _DeadlineReads(io.RawIOBase):
-    """A socket's reads, each given only what is left until a deadline, so a trickle cannot extend it."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
-        self._sock = sock
-        self._seconds = 0.0
-        self._deadline = 0.0
-
-    def start(self, seconds: float) -> None:
-        """Reads from now on must be done within `seconds`."""
-        self._seconds = seconds
-        self._deadline = time.monotonic() + seconds
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout(f"not read within {self._seconds:g} seconds")
-        self._sock.settimeout(left)
-        return self._sock.recv_into(buffer)
-
-
-class _CappedServer(ThreadingHTTPServer):
-    """A thread per connection, at most `max_connections` at once; the accepting thread answers more with 503."""
-
-    daemon_threads = True
-    request_queue_size = 128  # a burst of connects waits in the backlog rather than retrying SYNs
-
-    def __init__(self, address: Tuple[str, int], handler: type, max_connections: int) -> None:
-        self._slots = threading.BoundedSemaphore(max_connections)
-        self._open: Set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        reason = f"too many connections: this receiver serves at most {max_connections} at once".encode()
-        self._busy = (
-            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\n"
-            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(reason), reason)
-        )
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            try:
-                request.setblocking(False)  # never wait on a peer from the accepting thread
-                request.send(self._busy)
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
-        with self._open_lock:
-            self._open.add(request)
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._release(request)
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._release(request)
-
-    def _release(self, request: socket.socket) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        self._slots.release()
-
-    def close_connections(self) -> None:
-        """Ends every open connection (their threads then finish at once)."""
-        with self._open_lock:
-            for sock in self._open:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # already closed by its thread
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # a peer that reset or timed out is no error here
-            super().handle_error(request, client_address)
 
 
 _WRITTEN = (

@@ -6,14 +6,20 @@ memory tests run `promwrite receive` as it ships and read its /proc status.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import os
+import socket
+import subprocess
+import sys
 import time
-from typing import Dict
+from typing import Dict, List, Tuple
 
 import pytest
 
 from promwrite import Client, TimeSeries, WriteError, WriteRequest, codec, snappy
 from promwrite._pysnappy import max_compressed_length
+from promwrite._serving import LINGERING
 from promwrite.receiver import Receiver
 
 import hostile
@@ -113,6 +119,85 @@ def test_connection_cap_answers_503_from_the_accepting_thread() -> None:
         assert taken_again(port) == 204
 
 
+def test_a_sender_over_the_cap_reads_the_503_not_a_reset() -> None:
+    # Before, the refused connection was closed with the body unread: the kernel reset it, and the
+    # sender got "the server closed the connection before answering" instead of the 503.
+    body = snappy.compress(os.urandom(8_000_000))  # far more than the socket buffers hold
+    with Receiver(max_connections=1, header_timeout=30.0) as receiver:
+        held = hostile.open_many(port_of(receiver), 1, HEAD)
+        try:
+            time.sleep(0.2)
+            for _ in range(3):
+                with Client(receiver.url, timeout=10) as client, pytest.raises(WriteError) as info:
+                    client.send(body)
+                assert info.value.status == 503 and "at most 1 at once" in info.value.body
+                assert info.value.headers["Retry-After"] == "1"
+        finally:
+            hostile.close_all(held)
+        assert receiver.received == []
+
+
+def test_refusals_never_hold_the_accepting_thread() -> None:
+    with Receiver(max_connections=1, header_timeout=30.0) as receiver:
+        port = port_of(receiver)
+        held = hostile.open_many(port, 1, HEAD)
+        silent = hostile.open_many(port, LINGERING + 4, b"")  # refused, drained while they say nothing
+        try:
+            time.sleep(0.2)
+            started = time.monotonic()
+            status, _, _ = hostile.exchange(port, post(codec.encode_payload(one()), Content_Encoding="snappy"))
+            assert (status, time.monotonic() - started < 1.0) == (503, True)
+            assert all(hostile.closed_by_peer(sock, 1.0)[1].startswith(b"HTTP/1.1 503 ") for sock in silent)
+        finally:
+            hostile.close_all(held + silent)
+        assert taken_again(port) == 204
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """One whole answer read from `sock` (status line, headers and body), as it came."""
+    sock.settimeout(5.0)
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    head = "".join(f"{name}: {value}\r\n" for name, value in response.getheaders())
+    return f"HTTP/1.1 {response.status} {response.reason}\r\n{head}\r\n".encode() + response.read()
+
+
+def big_write(size: int) -> bytes:
+    """A valid remote-write body of about `size` bytes (one series with a long random label value)."""
+    value = base64.b64encode(os.urandom(size * 3 // 4)).decode()[:size]
+    return codec.encode_payload(WriteRequest([TimeSeries({"__name__": "big", "pad": value}, [(1.0, 1000)])]))
+
+
+def test_memory_budget_bounds_bodies_held_at_once() -> None:
+    body = big_write(1_000_000)  # about 1 MB as sent and decompressed (random text compresses little)
+    budget = 5_000_000  # at least one request of max_length (2.45 MB sent, 2 MB decompressed)
+    with Receiver(max_length=2_000_000, memory_budget=budget, body_timeout=20.0) as receiver:
+        port = port_of(receiver)
+        socks = hostile.open_many(port, 8, post(body, Content_Encoding="snappy")[:-1])  # all but the last byte
+        try:
+            deadline = time.monotonic() + 10
+            while True:  # until each body has arrived but its last byte, or was refused
+                early = [hostile.closed_by_peer(sock, 0.0)[1] for sock in socks]
+                waiting = early.count(b"")
+                if receiver._budget.held == waiting * (len(body) - 1) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            held = receiver._budget.held
+            for sock, answer in zip(socks, early):
+                if not answer:
+                    sock.sendall(body[-1:])  # each decodes within the budget, or is answered 503
+            answers = [answer or read_answer(sock) for sock, answer in zip(socks, early)]
+        finally:
+            hostile.close_all(socks)
+        assert taken_again(port) == 204
+        assert receiver._budget.peak <= budget and receiver._budget.held == 0
+    assert 1 <= waiting <= 4 and held == waiting * (len(body) - 1), (waiting, held)  # 8 would hold 8 MB
+    statuses = [answer.split(b" ", 2)[1] for answer in answers]
+    assert set(statuses) <= {b"204", b"503"} and statuses.count(b"503") >= 4, statuses
+    assert all(b"Retry-After: 1\r\n" in answer and b"at once; try again" in answer
+               for answer in answers if answer.startswith(b"HTTP/1.1 503"))  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "raw, status, words",
     [
@@ -173,7 +258,7 @@ def test_half_open_flood_holds_at_most_the_cap_in_threads() -> None:
             refused = [hostile.closed_by_peer(sock, 0.5 if i == 100 else 0.0) for i, sock in enumerate(socks)]
         finally:
             hostile.close_all(socks)
-        assert status["Threads"] <= 100 + 3, status  # the default cap, the accepting and main threads
+        assert status["Threads"] <= 100 + LINGERING + 3, status  # the cap, lingering refusals, accepting and main
         closed = [answer for was_closed, answer in refused if was_closed]
         assert len(closed) >= 200 and all(a.startswith(b"HTTP/1.1 503 ") for a in closed if a)
         assert taken_again(port) == 204  # serves again once the flood is gone
@@ -196,3 +281,56 @@ def test_huge_declared_bodies_cost_what_arrived() -> None:
     grown_kb = after["VmSize"] - before["VmSize"]
     assert grown_kb < 20 * 1024, (before, after)  # 20 x 78 MB declared: under 1 MB each was allocated
     assert after["VmHWM"] - before["VmHWM"] < 20 * 1024, (before, after)
+
+
+def test_memory_budget_bounds_what_a_receive_process_holds() -> None:
+    # 12 connections each sending 4 MB but the last byte: before, all 12 were held (VmHWM +46 MB);
+    # with a 10 MB budget, two are, the others answered 503 (+10 MB).
+    budget = 10_000_000
+    data = os.urandom(4_000_000)
+    with hostile.receive_process("--max-length", "4000000", "--memory-budget", str(budget)) as (proc, port):
+        socks = hostile.open_many(port, 12, HEAD)
+        try:
+            time.sleep(1.0)  # a thread (and stack) for each
+            before = hostile.proc_status(proc.pid)
+            for sock in socks:
+                sock.sendall(b"Content-Length: %d\r\nContent-Encoding: snappy\r\n\r\n" % len(data) + data[:-1])
+            time.sleep(1.5)
+            after = hostile.proc_status(proc.pid)
+            answers = [hostile.closed_by_peer(sock, 0.0)[1] for sock in socks]
+        finally:
+            hostile.close_all(socks)
+    assert after["VmHWM"] - before["VmHWM"] < (budget >> 10) + 6 * 1024, (before, after)
+    refused = [answer for answer in answers if answer]
+    assert len(refused) >= 12 - budget // len(data), answers
+    assert all(answer.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1\r\n" in answer for answer in refused)
+
+
+def test_receive_flags_set_its_timeouts_cap_and_limits() -> None:
+    flags = ["--header-timeout", "1", "--body-timeout", "1", "--max-connections", "2", "--max-length", "1000"]
+    with hostile.receive_process(*flags) as (proc, port):
+        took, answer = hostile.trickle(port, HEAD, b"X-Slow: " + b"a" * 60, 0.2, limit=10)
+        assert 0.9 <= took < 4.0 and answer == b"", took
+        took, answer = hostile.trickle(port, HEAD + b"Content-Length: 100\r\n\r\n", b"\0" * 60, 0.2, limit=10)
+        assert 0.9 <= took < 4.0 and b"did not arrive within 1 seconds" in answer, took
+        status, _, body = hostile.exchange(port, post(snappy.compress(b"\0" * 1001), Content_Encoding="snappy"))
+        assert status == 413 and b"1,001 bytes decompressed, over DecodeLimits.max_bytes = 1,000" in body
+        held = hostile.open_many(port, 2, HEAD)
+        try:
+            time.sleep(0.2)
+            status, _, body = hostile.exchange(port, post(codec.encode_payload(one()), Content_Encoding="snappy"))
+            assert status == 503 and b"at most 2 at once" in body
+        finally:
+            hostile.close_all(held)
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [(["--max-connections", "0"], "max_connections must be at least 1"),
+     (["--header-timeout", "0"], "timeouts must be positive"),
+     (["--max-length", "1000", "--memory-budget", "1000"], "memory_budget must hold at least one request")],
+)
+def test_receive_refuses_bad_flag_values(flags: List[str], words: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "promwrite", "receive", "--port", "0", *flags],
+                          capture_output=True, text=True, timeout=60, cwd=hostile.ROOT)  # fmt: skip
+    assert done.returncode == 2 and words in done.stderr, done.stderr
