@@ -202,45 +202,44 @@ class Receiver:
 
         Only a request its headers do not already refuse has its body read.
         """
+        body = bytearray()  # held in the memory budget as it arrives, given back once answered
         try:
-            length = _declared_length(handler.headers, max_compressed_length(self._max_length))
-            protocol = self._protocol(handler.headers, length)
-            handler.reads.start(self._body_timeout)
-            body = self._read_body(handler.rfile, length)
-        except _Refusal as refusal:
-            handler.close_connection = True  # the body was not (all) read
-            handler.unread = refusal.unread
-            return refusal.answer
-        except socket.timeout:
-            handler.close_connection = True
-            return 408, f"the body did not arrive within {self._body_timeout:g} seconds", {}
-        if body is None:
-            return None
-        try:
+            try:
+                length = _declared_length(handler.headers, max_compressed_length(self._max_length))
+                protocol = self._protocol(handler.headers, length)
+                handler.reads.start(self._body_timeout)
+                if not self._read_body(handler.rfile, length, body):
+                    return None
+            except _Refusal as refusal:
+                handler.close_connection = True  # the body was not (all) read
+                handler.unread = refusal.unread
+                return refusal.answer
+            except socket.timeout:
+                handler.close_connection = True
+                return 408, f"the body did not arrive within {self._body_timeout:g} seconds", {}
             return self._accept(body, protocol)
         finally:
             self._budget.give_back(len(body))
 
-    def _read_body(self, rfile: io.BufferedReader, length: int) -> Optional[bytearray]:
-        """`length` bytes, read a chunk at a time as they arrive and taken from the memory budget as they
-        do; None when the peer closes first, _Refusal (503) when the budget is spent.
+    def _read_body(self, rfile: io.BufferedReader, length: int, body: bytearray) -> bool:
+        """Reads `length` bytes into `body` a chunk at a time as they arrive, each taken from the memory
+        budget before it is read; False when the peer closes first, _Refusal (503) when the budget is spent.
 
         Memory follows what arrived, never what was declared.
         """
-        body = bytearray()
-        try:
-            while len(body) < length:
-                chunk = rfile.read1(min(length - len(body), CHUNK))
-                if not chunk:
-                    self._budget.give_back(len(body))
-                    return None
-                if not self._budget.take(len(chunk)):
-                    raise self._over_budget(length - len(body) - len(chunk))
-                body += chunk
-        except BaseException:
-            self._budget.give_back(len(body))
-            raise
-        return body
+        while len(body) < length:
+            want = min(length - len(body), CHUNK)
+            if not self._budget.take(want):
+                raise self._over_budget(length - len(body))
+            chunk = b""
+            try:
+                chunk = rfile.read1(want)
+            finally:
+                self._budget.give_back(want - len(chunk))  # what did not arrive (all of it on a timeout)
+            if not chunk:
+                return False
+            body += chunk
+        return True
 
     def _handler_class(self) -> type:
         receiver = self
