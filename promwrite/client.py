@@ -134,9 +134,10 @@ class Client:
     honoured, and ``proxy=""`` turns proxies off; credentials in a proxy URL
     (``http://user:pass@proxy:3128``) go as ``Proxy-Authorization``.
 
-    `timeout` is a deadline in seconds for each whole exchange (connect, TLS,
-    send, status line, headers and body), not for each socket read: a server
-    that trickles its answer gets TimeoutError once it is spent. Only the
+    `timeout` is a deadline in seconds for each whole exchange (name lookup,
+    connect, TLS, send, status line, headers and body), not for each socket
+    read: a server (or DNS) that trickles or stalls gets TimeoutError once it
+    is spent. Only the
     first 64 KiB of an answer's body are read (the rest is not, and that
     connection is closed). Header values that cannot be sent as given (a line
     break, a control character) are refused with a ValueError naming the
