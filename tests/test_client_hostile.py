@@ -26,10 +26,12 @@ import pytest
 
 import promwrite
 from promwrite import (
-    AsyncClient, BearerAuth, Client, ConnectError, OAuth2, Retry, Sample, TimeSeries, WriteError, WriteRequest, Writer,
+    AsyncClient, BearerAuth, Client, ConnectError, OAuth2, OAuth2Error, Retry, Sample, TimeSeries, WriteError,
+    WriteRequest, Writer,
 )  # fmt: skip
 
 from .faulty import OK, FaultyServer, LoopbackServer, free_port
+from .test_auth_oauth2 import TokenServer
 
 SECRET = "hunter2-Zq9xK"
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -207,6 +209,21 @@ def test_timeout_bounds_a_trickling_answer_over_tls(tls: Tuple[ssl.SSLContext, s
             with pytest.raises(promwrite.TimeoutError):
                 client.write(one())
             assert time.monotonic() - started < 3.0
+
+
+def test_an_https_token_endpoint_redirecting_to_plain_http_is_not_followed(
+    tls: Tuple[ssl.SSLContext, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 10, point 3: urllib followed such a redirect, re-sending the client secret in clear text.
+    context, ca_file = tls
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)  # OAuth2 verifies with the default trust store
+    with TokenServer(host="127.0.0.2") as elsewhere:  # another loopback address, plain http
+        with FaultyServer([("status", 302, "", {"Location": elsewhere.url})], tls=context) as redirector:
+            with pytest.raises(OAuth2Error, match="HTTP 302, a redirect to http://127.0.0.2") as info:
+                OAuth2("id", SECRET, redirector.url).token()
+            assert [a.headers["Authorization"][:6] for a in redirector.arrivals] == ["Basic "]  # it got the request
+        assert elsewhere.requests == []
+    assert SECRET not in str(info.value)
 
 
 class RecordingProxy(LoopbackServer):
