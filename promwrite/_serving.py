@@ -138,8 +138,13 @@ class CappedServer(ThreadingHTTPServer):
     def _refuse(self, request: socket.socket) -> None:
         if self._lingering.acquire(blocking=False):
             self._track(request)
-            threading.Thread(target=self._answer_and_drain, args=(request,), name="promwrite-refusal",
-                             daemon=True).start()  # fmt: skip
+            try:
+                threading.Thread(target=self._answer_and_drain, args=(request,), name="promwrite-refusal",
+                                 daemon=True).start()  # fmt: skip
+            except BaseException:  # no thread to be had: the server closes the connection
+                self._untrack(request)
+                self._lingering.release()
+                raise
             return
         try:
             request.setblocking(False)  # never wait on a peer from the accepting thread
