@@ -198,6 +198,24 @@ def test_memory_budget_bounds_bodies_held_at_once() -> None:
                for answer in answers if answer.startswith(b"HTTP/1.1 503"))  # fmt: skip
 
 
+def test_a_sender_over_the_memory_budget_reads_the_503_mid_body() -> None:
+    held_body = big_write(1_200_000)
+    with Receiver(max_length=2_000_000, memory_budget=5_000_000, body_timeout=20.0) as receiver:
+        port = port_of(receiver)
+        held = hostile.open_many(port, 3, post(held_body, Content_Encoding="snappy")[:-1])  # 3.6 MB of 5 MB
+        try:
+            deadline = time.monotonic() + 10
+            while receiver._budget.held < 3 * len(held_body) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with Client(receiver.url, timeout=10) as client, pytest.raises(WriteError) as info:
+                client.send(big_write(1_900_000))  # refused once 1.4 MB of it arrived; the rest drained
+        finally:
+            hostile.close_all(held)
+        assert receiver.received == [] and receiver._budget.peak <= 5_000_000
+    assert info.value.status == 503 and info.value.retryable and info.value.headers["Retry-After"] == "1"
+    assert "at most 5,000,000 bytes of request bodies at once; try again" in info.value.body
+
+
 @pytest.mark.parametrize(
     "raw, status, words",
     [
