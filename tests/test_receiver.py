@@ -183,6 +183,7 @@ def test_memory_budget_bounds_bodies_held_at_once() -> None:
                     break
                 time.sleep(0.05)
             held = receiver._budget.held
+            assert held == waiting * len(body), (waiting, held, [answer[:40] for answer in early])
             for sock, answer in zip(socks, early):
                 if not answer:
                     sock.sendall(body[-1:])  # each decodes within the budget, or is answered 503
@@ -191,7 +192,7 @@ def test_memory_budget_bounds_bodies_held_at_once() -> None:
             hostile.close_all(socks)
         assert taken_again(port) == 204
         assert receiver._budget.peak <= budget and receiver._budget.held == 0
-    assert 1 <= waiting <= 4 and held == waiting * len(body), (waiting, held)  # 8 would hold 8 MB
+    assert 1 <= waiting <= 4, waiting  # 8 would hold 8 MB
     statuses = [answer.split(b" ", 2)[1] for answer in answers]
     assert set(statuses) <= {b"204", b"503"} and statuses.count(b"503") >= 4, statuses
     assert all(b"Retry-After: 1\r\n" in answer and b"at once; try again" in answer
