@@ -146,7 +146,7 @@ def test_refusals_never_hold_the_accepting_thread() -> None:
             time.sleep(0.2)
             started = time.monotonic()
             status, _, _ = hostile.exchange(port, post(codec.encode_payload(one()), Content_Encoding="snappy"))
-            assert (status, time.monotonic() - started < 1.0) == (503, True)
+            assert (status, time.monotonic() - started < 3.0) == (503, True)  # lingering on each: 24 s
             assert all(hostile.closed_by_peer(sock, 1.0)[1].startswith(b"HTTP/1.1 503 ") for sock in silent)
         finally:
             hostile.close_all(held + silent)
@@ -328,19 +328,20 @@ def test_memory_budget_bounds_what_a_receive_process_holds() -> None:
 def test_receive_flags_set_its_timeouts_cap_and_limits() -> None:
     flags = ["--header-timeout", "1", "--body-timeout", "1", "--max-connections", "2", "--max-length", "1000"]
     with hostile.receive_process(*flags) as (proc, port):
-        took, answer = hostile.trickle(port, HEAD, b"X-Slow: " + b"a" * 60, 0.2, limit=10)
-        assert 0.9 <= took < 4.0 and answer == b"", took
-        took, answer = hostile.trickle(port, HEAD + b"Content-Length: 100\r\n\r\n", b"\0" * 60, 0.2, limit=10)
-        assert 0.9 <= took < 4.0 and b"did not arrive within 1 seconds" in answer, took
-        status, _, body = hostile.exchange(port, post(snappy.compress(b"\0" * 1001), Content_Encoding="snappy"))
-        assert status == 413 and b"1,001 bytes decompressed, over DecodeLimits.max_bytes = 1,000" in body
-        held = hostile.open_many(port, 2, HEAD)
+        held = hostile.open_many(port, 2, HEAD)  # first: no earlier connection's thread may still hold a slot
         try:
             time.sleep(0.2)
             status, _, body = hostile.exchange(port, post(codec.encode_payload(one()), Content_Encoding="snappy"))
             assert status == 503 and b"at most 2 at once" in body
         finally:
             hostile.close_all(held)
+        assert taken_again(port) == 204
+        took, answer = hostile.trickle(port, HEAD, b"X-Slow: " + b"a" * 60, 0.2, limit=10)
+        assert 0.9 <= took < 4.0 and answer == b"", took
+        took, answer = hostile.trickle(port, HEAD + b"Content-Length: 100\r\n\r\n", b"\0" * 60, 0.2, limit=10)
+        assert 0.9 <= took < 4.0 and b"did not arrive within 1 seconds" in answer, took
+        status, _, body = hostile.exchange(port, post(snappy.compress(b"\0" * 1001), Content_Encoding="snappy"))
+        assert status == 413 and b"1,001 bytes decompressed, over DecodeLimits.max_bytes = 1,000" in body
 
 
 @pytest.mark.parametrize(
