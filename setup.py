@@ -7,10 +7,11 @@ warn loudly and install the pure-Python backend, which gives identical bytes.
 from __future__ import annotations
 
 import os
+import platform
 import sys
 import traceback
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,17 +48,21 @@ def extensions() -> list:
     if os.environ.get("PROMWRITE_BUILD_NATIVE", "1") == "0":
         warn("PROMWRITE_BUILD_NATIVE=0")
         return []
+    # csrc/cpython/: the model's hot paths, on the CPython API (no cffi)
+    cpython = [
+        Extension("promwrite._cmodel", ["csrc/cpython/cmodel.c"], extra_compile_args=["-std=c99", "-O2"])
+    ] if platform.python_implementation() == "CPython" else []  # fmt: skip
     try:
         import cffi  # noqa: F401
     except ImportError:
         warn("cffi is not installed")
-        return []
+        return cpython
     sys.path.insert(0, os.path.join(HERE, "csrc"))
     try:
         from cffi_build import ffibuilder  # csrc/cffi_build.py
     finally:
         sys.path.pop(0)
-    return [ffibuilder.distutils_extension(tmpdir="build/cffi")]
+    return [ffibuilder.distutils_extension(tmpdir="build/cffi"), *cpython]
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -27,13 +27,12 @@ the exemplars on the first; a request has no request-level metadata in 2.0.
 from __future__ import annotations
 
 from array import array
-from itertools import chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from ._backend import Kernels
 from ._pyproto import field_bytes, field_double, field_varint, varint
-from .encoding import bad_samples_error, histogram_body, label_fields, metric_name, named_error
+from .encoding import histogram_body, label_fields, metric_name, named_error, sample_arrays
 from .errors import SeriesError
 if TYPE_CHECKING:
     from .batch import SeriesBatch
@@ -232,17 +231,11 @@ def encode_v2(kernels: Kernels, request: WriteRequest, compress: bool) -> bytes:
             extras = None
     else:
         symbols, refs_text, refs_lengths, _ = kernels.encode_symbols_v2(label_text, label_lengths, [])
-    try:
-        if rare is None:
-            per_series = list(map(_get_samples, series))
-        else:
-            per_series = [ts.samples if parts.with_samples else [] for ts, parts in zip(v2series, rare)]
-        counts = list(map(len, per_series))
-        flat = list(chain.from_iterable(per_series))
-        values = array("d", [s[0] for s in flat])
-        stamps = array("q", [s[1] for s in flat])
-    except (AttributeError, TypeError, OverflowError, IndexError, KeyError):
-        raise bad_samples_error(series) from None
+    if rare is None:
+        per_series = list(map(_get_samples, series))
+    else:
+        per_series = [ts.samples if parts.with_samples else [] for ts, parts in zip(v2series, rare)]
+    counts, values, stamps = sample_arrays(series, per_series)
     try:
         return kernels.encode_request_v2(
             symbols, refs_text, refs_lengths, counts, values, stamps, starts, extras, compress

@@ -95,6 +95,7 @@ from array import array as _array  # noqa: E402
 from typing import List as _List, Optional as _Optional, Sequence as _Sequence, Tuple as _Tuple  # noqa: E402
 
 from . import _pyproto, names as _names  # noqa: E402
+from .model import cmodel as _cmodel  # noqa: E402  # promwrite._cmodel, or None
 from .errors import SeriesError  # noqa: E402
 
 _SCRATCH_MAX = 16 << 20  # bytes of scratch a thread may keep between calls
@@ -271,6 +272,18 @@ def encode_labels(names: _List[str], values: _List[str], counts: _Sequence[int])
     if result is not None:
         return result
     return _encode_interleaved(names, values, counts)
+
+
+def encode_label_dicts(dicts: _List[dict]) -> _Optional[_Tuple[bytes, "_array[int]"]]:
+    """`encode_labels` of label sets given as dicts, read from the dicts in C (see `_backend.Kernels`);
+    None when C does not take them: the caller gathers lists for encode_labels, which words any error."""
+    texts = _cmodel.label_texts(dicts) if _cmodel is not None else None
+    if texts is None:
+        return None
+    ntext, vtext, n_labels, counts = texts
+    cnt = _from_buffer("int64_t[]", counts)
+    args = (ntext, len(ntext), vtext, len(vtext), n_labels, cnt, len(cnt), _utf8_names())
+    return _labels_done(*_run(_pb_encode_label_columns, args, _SLOTS, _joined))
 
 
 def encode_request(
@@ -463,6 +476,7 @@ class _NativeKernels:
     compress = staticmethod(compress)
     decompress = staticmethod(decompress)
     encode_labels = staticmethod(encode_labels)
+    encode_label_dicts = staticmethod(encode_label_dicts)
     encode_request = staticmethod(encode_request)
     encode_symbols_v2 = staticmethod(encode_symbols_v2)
     encode_request_v2 = staticmethod(encode_request_v2)

@@ -23,13 +23,13 @@ from ._codec2 import encode_v2
 from .batch import SeriesBatch, sample_columns
 from .encoding import (
     bad_metadata_text,
-    bad_samples_error,
     encodable,
     extras_v1,
     get_metadata,
     label_fields,
     metadata_field,
     named_error,
+    sample_arrays,
     series_metadata_v1,
 )
 from .decoder import DecodeLimits
@@ -89,14 +89,7 @@ def encode_with(kernels: Kernels, request: WriteRequest, compress: bool, protoco
             metadata += b"".join(map(metadata_field, entries))
         except UnicodeEncodeError as exc:
             raise bad_metadata_text(entries, series, exc) from None
-    try:
-        per_series = [ts.samples for ts in series]
-        counts = list(map(len, per_series))
-        flat = list(chain.from_iterable(per_series))
-        values = array("d", [s[0] for s in flat])
-        stamps = array("q", [s[1] for s in flat])
-    except (AttributeError, TypeError, OverflowError, IndexError, KeyError):
-        raise bad_samples_error(series) from None
+    counts, values, stamps = sample_arrays(series, [ts.samples for ts in series])
     try:
         extras: Optional[List[bytes]] = [extras_v1(ts) if ts.exemplars or ts.histograms else b"" for ts in series]
     except UnicodeEncodeError as exc:

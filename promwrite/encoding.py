@@ -12,7 +12,7 @@ import struct
 from array import array
 from itertools import chain
 from operator import attrgetter
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from ._backend import Kernels
 from ._pyproto import (
@@ -36,6 +36,7 @@ from .model import (
     MetricType,
     Sample,
     TimeSeries,
+    cmodel,
     format_labels,
     label_pairs,
     INT64_MAX,
@@ -44,7 +45,7 @@ from .model import (
 
 __all__ = [
     "bad_metadata_text", "bad_samples_error", "encodable", "extras_v1", "histogram_body", "label_fields", "metadata_field", "metric_name",
-    "named_error", "series_metadata_v1",
+    "named_error", "read_sample_arrays", "sample_arrays", "series_metadata_v1",
 ]  # fmt: skip
 
 get_metadata = attrgetter("metadata")
@@ -89,7 +90,11 @@ def label_fields(kernels: Kernels, series: List[TimeSeries]) -> Tuple[bytes, "ar
         raise ValueError(f"timeseries[{index}] must be a TimeSeries, not {type(series[index]).__name__}")
     given = [ts._labels for ts in series]
     kinds = set(map(type, given))
-    if kinds == {dict}:  # the common case, gathered without a Python loop per label
+    if kinds == {dict}:  # the common case: read by the backend, or gathered without a Python loop per label
+        encode_dicts = getattr(kernels, "encode_label_dicts", None)
+        found = encode_dicts(given) if encode_dicts is not None else None
+        if found is not None:
+            return found
         return encode_labels(
             kernels, series, list(range(len(series))), list(chain.from_iterable(given)),
             list(chain.from_iterable(map(dict.values, given))), list(map(len, given)),
@@ -182,6 +187,29 @@ def bad_samples_error(series: List[TimeSeries]) -> SeriesError:
             if problem:
                 return named_error(SeriesError(index, problem), series, index)
     return SeriesError(0, "a sample's value or timestamp is out of range")
+
+
+def read_sample_arrays(per_series: List[Sequence[Tuple[float, int]]]) -> Tuple["array[int]", "array[float]", "array[int]"]:
+    """Sample counts, values and timestamps of every series, as packed arrays (the Python twin
+    of ``_cmodel.sample_arrays``); TypeError, OverflowError or IndexError for a bad sample."""
+    counts = array("q", map(len, per_series))
+    flat = list(chain.from_iterable(per_series))
+    return counts, array("d", [s[0] for s in flat]), array("q", [s[1] for s in flat])
+
+
+def sample_arrays(series: List[TimeSeries], per_series: List[Sequence[Tuple[float, int]]]) -> Tuple["array[int]", "array[float]", "array[int]"]:
+    """`read_sample_arrays` of per_series (the samples of `series`), read in C where it can be;
+    a SeriesError naming the first series with a bad sample."""
+    found = cmodel.sample_arrays(per_series) if cmodel is not None else None
+    if found is not None:
+        columns = array("q"), array("d"), array("q")
+        for column, data in zip(columns, found):
+            column.frombytes(data)
+        return columns
+    try:
+        return read_sample_arrays(per_series)
+    except (AttributeError, TypeError, OverflowError, IndexError, KeyError):
+        raise bad_samples_error(series) from None
 
 
 def extras_v1(ts: TimeSeries) -> bytes:

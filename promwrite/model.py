@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import struct
 import time as _time
 from collections import _tuplegetter  # type: ignore[attr-defined]  # namedtuple's field getter (C, with a fallback)
 from datetime import datetime, timedelta, timezone
+from types import ModuleType
 from typing import (
     Iterable,
     List,
@@ -262,6 +264,24 @@ class Sample(Tuple[float, int]):
 
 def _sample(value: float, timestamp_ms: int) -> Sample:
     return _new_tuple(Sample, (value, timestamp_ms))
+
+
+def _load_cmodel() -> Optional[ModuleType]:
+    """promwrite._cmodel, the model's hot paths in C; None when not built or PROMWRITE_BACKEND=python."""
+    if os.environ.get("PROMWRITE_BACKEND", "").strip().lower() == "python":
+        return None
+    try:
+        from . import _cmodel  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _cmodel  # type: ignore[no-any-return]
+
+
+#: With the C module, Sample(value, timestamp_ms=t) is served by C (other calls
+#: by the __new__ above), and the codec reads samples into columns in C.
+cmodel = _load_cmodel()
+if cmodel is not None:
+    cmodel.register_sample(Sample)
 
 
 class Exemplar:

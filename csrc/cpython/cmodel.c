@@ -1,0 +1,374 @@
+/* promwrite._cmodel: the model's two hot paths in C, on the CPython API
+ * (cffi, which binds the kernels, cannot read Python objects).
+ *
+ * - Sample(value, timestamp_ms=t), the call most users write per sample, is
+ *   served by a vectorcall set on promwrite.model.Sample; every other call
+ *   shape, and every value the fast path does not take, goes to Sample's
+ *   Python __new__, which checks and words the error. Samples made here hold
+ *   only a float and an int and cannot be in a reference cycle, so the
+ *   garbage collector does not track them (as CPython does for such tuples).
+ * - sample_arrays reads a request's samples (Sample objects or plain
+ *   (value, timestamp_ms) tuples) into packed columns in one pass; it
+ *   answers None for anything it does not take, and the caller's Python twin
+ *   then reads (and words the error) as before.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+static PyTypeObject *sample_type;  /* promwrite.model.Sample, once registered */
+static PyObject *sample_python_new; /* its Python __new__(cls, value, time=None, *, timestamp_ms=None) */
+static PyObject *str_timestamp_ms;
+
+/* 1 and *out set when v is an exact float, or an exact int a double holds; 0 otherwise (no error set). */
+static int exact_number(PyObject *v, double *out)
+{
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 1;
+    }
+    if (PyLong_CheckExact(v)) {
+        double d = PyLong_AsDouble(v);
+        if (d == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear(); /* too large: the Python path words it */
+            return 0;
+        }
+        *out = d;
+        return 1;
+    }
+    return 0;
+}
+
+/* 1 and *out set when v is an exact int in int64; 0 otherwise (no error set). */
+static int exact_int64(PyObject *v, int64_t *out)
+{
+    int overflow = 0;
+    long long x;
+    if (!PyLong_CheckExact(v))
+        return 0;
+    x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || (x == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = (int64_t)x;
+    return 1;
+}
+
+/* Sample(value, timestamp_ms=stamp) of the common types, or NULL with no
+ * error set when the Python constructor must decide (NULL with an error on
+ * memory exhaustion). */
+static PyObject *fast_sample(PyTypeObject *cls, PyObject *value, PyObject *stamp)
+{
+    PyObject *self, *number;
+    double d;
+    int64_t ms;
+    if (!exact_number(value, &d) || !exact_int64(stamp, &ms))
+        return NULL;
+    if (PyFloat_CheckExact(value)) {
+        Py_INCREF(value);
+        number = value;
+    } else if ((number = PyFloat_FromDouble(d)) == NULL) {
+        return NULL;
+    }
+    self = cls->tp_alloc(cls, 2);
+    if (self == NULL) {
+        Py_DECREF(number);
+        return NULL;
+    }
+    Py_INCREF(stamp);
+    PyTuple_SET_ITEM(self, 0, number);
+    PyTuple_SET_ITEM(self, 1, stamp);
+    PyObject_GC_UnTrack(self); /* a float and an int: never part of a cycle */
+    return self;
+}
+
+static int is_timestamp_ms(PyObject *name)
+{
+    return name == str_timestamp_ms || PyUnicode_Compare(name, str_timestamp_ms) == 0;
+}
+
+/* Sample's tp_vectorcall: the same result as type.__call__ (Sample has no __init__). */
+static PyObject *sample_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), total, i;
+    PyObject *small[8], **full, *result;
+    if ((PyTypeObject *)cls == sample_type && nargs == 1 && kwnames != NULL && PyTuple_GET_SIZE(kwnames) == 1 &&
+        is_timestamp_ms(PyTuple_GET_ITEM(kwnames, 0))) {
+        result = fast_sample(sample_type, args[0], args[1]);
+        if (result != NULL || PyErr_Occurred())
+            return result;
+    }
+    /* the Python __new__, with cls in front */
+    total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    if (total + 1 <= (Py_ssize_t)(sizeof small / sizeof *small)) {
+        full = small;
+    } else if ((full = PyMem_New(PyObject *, (size_t)total + 1)) == NULL) {
+        return PyErr_NoMemory();
+    }
+    full[0] = cls;
+    for (i = 0; i < total; i++)
+        full[i + 1] = args[i];
+    result = PyObject_Vectorcall(sample_python_new, full, (size_t)nargs + 1, kwnames);
+    if (full != small)
+        PyMem_Free(full);
+    return result;
+}
+
+/* register_sample(Sample): serve Sample(...) calls from C from now on. */
+static PyObject *register_sample(PyObject *module, PyObject *cls)
+{
+    PyTypeObject *type = (PyTypeObject *)cls;
+    PyObject *new_method;
+    (void)module;
+    if (!PyType_Check(cls) || !(type->tp_flags & Py_TPFLAGS_HEAPTYPE) || type->tp_base != &PyTuple_Type ||
+        type->tp_basicsize != PyTuple_Type.tp_basicsize || type->tp_itemsize != PyTuple_Type.tp_itemsize ||
+        type->tp_dictoffset != 0 || type->tp_weaklistoffset != 0) {
+        PyErr_SetString(PyExc_TypeError, "register_sample takes a tuple subclass with __slots__ = ()");
+        return NULL;
+    }
+    new_method = PyObject_GetAttrString(cls, "__new__"); /* the staticmethod's function */
+    if (new_method == NULL)
+        return NULL;
+    Py_XSETREF(sample_python_new, new_method);
+    Py_INCREF(cls);
+    Py_XSETREF(sample_type, type);
+    type->tp_vectorcall = sample_vectorcall;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------ sample columns */
+
+/* 1 when item is a Sample or an exact tuple of two whose fields C takes, with them in *v, *t. */
+static int read_sample(PyObject *item, double *v, int64_t *t)
+{
+    if (!(PyTuple_CheckExact(item) || (sample_type != NULL && Py_TYPE(item) == sample_type)) ||
+        PyTuple_GET_SIZE(item) != 2)
+        return 0;
+    return exact_number(PyTuple_GET_ITEM(item, 0), v) && exact_int64(PyTuple_GET_ITEM(item, 1), t);
+}
+
+/* sample_arrays(per_series: list of lists) -> (counts, values, stamps) as int64,
+ * double and int64 bytes in native order, or None when any series or sample is
+ * not of the types read here. */
+static PyObject *sample_arrays(PyObject *module, PyObject *per_series)
+{
+    Py_ssize_t n, i, j, total = 0;
+    PyObject *counts = NULL, *values = NULL, *stamps = NULL;
+    int64_t *cp, *tp;
+    double *vp;
+    (void)module;
+    if (!PyList_CheckExact(per_series))
+        Py_RETURN_NONE;
+    n = PyList_GET_SIZE(per_series);
+    for (i = 0; i < n; i++) {
+        PyObject *samples = PyList_GET_ITEM(per_series, i);
+        if (!PyList_CheckExact(samples))
+            Py_RETURN_NONE;
+        total += PyList_GET_SIZE(samples); /* lists hold at most PY_SSIZE_T_MAX / 8 items: no overflow */
+        if (total > PY_SSIZE_T_MAX / 8)
+            return PyErr_NoMemory();
+    }
+    if (n > PY_SSIZE_T_MAX / 8)
+        return PyErr_NoMemory();
+    counts = PyBytes_FromStringAndSize(NULL, n * 8);
+    values = PyBytes_FromStringAndSize(NULL, total * 8);
+    stamps = PyBytes_FromStringAndSize(NULL, total * 8);
+    if (counts == NULL || values == NULL || stamps == NULL)
+        goto fail;
+    if (PyList_GET_SIZE(per_series) != n) /* changed by code the allocation ran (a finalizer) */
+        goto not_taken;
+    cp = (int64_t *)PyBytes_AS_STRING(counts);
+    vp = (double *)PyBytes_AS_STRING(values);
+    tp = (int64_t *)PyBytes_AS_STRING(stamps);
+    for (i = 0; i < n; i++) {
+        PyObject *samples = PyList_GET_ITEM(per_series, i);
+        Py_ssize_t m = PyList_GET_SIZE(samples);
+        if (m > total) /* a list grown since it was counted (by a finalizer the allocation ran) */
+            goto not_taken;
+        total -= m;
+        cp[i] = (int64_t)m;
+        for (j = 0; j < m; j++) {
+            double v;
+            int64_t t;
+            if (!read_sample(PyList_GET_ITEM(samples, j), &v, &t))
+                goto not_taken;
+            memcpy(vp++, &v, sizeof v);
+            memcpy(tp++, &t, sizeof t);
+        }
+    }
+    if (total != 0)
+        goto not_taken;
+    return Py_BuildValue("(NNN)", counts, values, stamps);
+
+not_taken:
+    Py_DECREF(counts);
+    Py_DECREF(values);
+    Py_DECREF(stamps);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(counts);
+    Py_XDECREF(values);
+    Py_XDECREF(stamps);
+    return NULL;
+}
+
+/* ---------------------------------------------------------- label text */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} text_t;
+
+/* Room for `more` bytes at the end of t; 0 (MemoryError set) if there is none to be had. */
+static int reserve(text_t *t, size_t more)
+{
+    size_t cap = t->cap ? t->cap : 4096;
+    char *grown;
+    if (t->cap - t->len >= more)
+        return 1;
+    while (cap - t->len < more) {
+        if (cap > (size_t)PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return 0;
+        }
+        cap *= 2;
+    }
+    if ((grown = PyMem_Realloc(t->data, cap)) == NULL) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    t->data = grown;
+    t->cap = cap;
+    return 1;
+}
+
+/* Appends the UTF-8 of str s and a '\0': 1; 0 when s holds a '\0' or a
+ * surrogate (str.encode's error, worded by the Python path); -1 on error. */
+static int put_utf8(text_t *t, PyObject *s)
+{
+    Py_ssize_t n, i;
+    int kind;
+    const void *data;
+    char *p;
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(s) < 0)
+        return -1;
+#endif
+    n = PyUnicode_GET_LENGTH(s);
+    data = PyUnicode_DATA(s);
+    if (PyUnicode_IS_ASCII(s)) {
+        if (!reserve(t, (size_t)n + 1))
+            return -1;
+        if (memchr(data, 0, (size_t)n) != NULL)
+            return 0;
+        memcpy(t->data + t->len, data, (size_t)n);
+        t->len += (size_t)n;
+        t->data[t->len++] = 0;
+        return 1;
+    }
+    if ((size_t)n > ((size_t)PY_SSIZE_T_MAX - 1) / 4) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (!reserve(t, 4 * (size_t)n + 1))
+        return -1;
+    kind = PyUnicode_KIND(s);
+    p = t->data + t->len;
+    for (i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == 0 || (c >= 0xD800 && c <= 0xDFFF))
+            return 0;
+        if (c < 0x80) {
+            *p++ = (char)c;
+        } else if (c < 0x800) {
+            *p++ = (char)(0xC0 | (c >> 6));
+            *p++ = (char)(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            *p++ = (char)(0xE0 | (c >> 12));
+            *p++ = (char)(0x80 | ((c >> 6) & 0x3F));
+            *p++ = (char)(0x80 | (c & 0x3F));
+        } else {
+            *p++ = (char)(0xF0 | (c >> 18));
+            *p++ = (char)(0x80 | ((c >> 12) & 0x3F));
+            *p++ = (char)(0x80 | ((c >> 6) & 0x3F));
+            *p++ = (char)(0x80 | (c & 0x3F));
+        }
+    }
+    *p++ = 0;
+    t->len = (size_t)(p - t->data);
+    return 1;
+}
+
+/* label_texts(dicts: list of dict) -> (names, values, n_labels, counts): every
+ * set's names and values in dict order as UTF-8, each text "\0"-joined
+ * (str.join then .encode), and each set's label count as int64 bytes; None
+ * when a set is not a dict of str to str, or a string holds "\0" or a
+ * surrogate. No Python code runs until the texts are complete. */
+static PyObject *label_texts(PyObject *module, PyObject *dicts)
+{
+    text_t names = {NULL, 0, 0}, values = {NULL, 0, 0};
+    Py_ssize_t n, i, n_labels = 0;
+    int64_t *counts = NULL;
+    PyObject *result = NULL;
+    int ok = 1;
+    (void)module;
+    if (!PyList_CheckExact(dicts))
+        Py_RETURN_NONE;
+    n = PyList_GET_SIZE(dicts);
+    if ((counts = PyMem_New(int64_t, (size_t)(n ? n : 1))) == NULL)
+        return PyErr_NoMemory();
+    for (i = 0; i < n && ok == 1; i++) {
+        PyObject *labels = PyList_GET_ITEM(dicts, i), *name, *value;
+        Py_ssize_t pos = 0;
+        if (!PyDict_CheckExact(labels)) {
+            ok = 0;
+            break;
+        }
+        counts[i] = (int64_t)PyDict_GET_SIZE(labels);
+        n_labels += PyDict_GET_SIZE(labels);
+        while (ok == 1 && PyDict_Next(labels, &pos, &name, &value)) {
+            if (!PyUnicode_CheckExact(name) || !PyUnicode_CheckExact(value))
+                ok = 0;
+            else if ((ok = put_utf8(&names, name)) == 1)
+                ok = put_utf8(&values, value);
+        }
+    }
+    if (ok == 1) {
+        /* drop the '\0' after the last string: separators go between strings */
+        size_t nlen = names.len ? names.len - 1 : 0, vlen = values.len ? values.len - 1 : 0;
+        result = Py_BuildValue("(y#y#ny#)", names.data ? names.data : "", (Py_ssize_t)nlen,
+                               values.data ? values.data : "", (Py_ssize_t)vlen, n_labels, (const char *)counts,
+                               (Py_ssize_t)(n * (Py_ssize_t)sizeof(int64_t)));
+    } else if (ok == 0) {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    PyMem_Free(names.data);
+    PyMem_Free(values.data);
+    PyMem_Free(counts);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"label_texts", label_texts, METH_O,
+     "(names, values, n_labels, counts) of a list of label dicts, the texts \"\\0\"-joined UTF-8; None for what C does not read."},
+    {"register_sample", register_sample, METH_O, "Serve Sample(...) calls from C (promwrite.model does this once)."},
+    {"sample_arrays", sample_arrays, METH_O,
+     "(counts, values, timestamps) bytes of a list of sample lists, or None for what C does not read."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "promwrite._cmodel", "The model's hot paths in C (see csrc/cpython/cmodel.c).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__cmodel(void)
+{
+    if (str_timestamp_ms == NULL && (str_timestamp_ms = PyUnicode_InternFromString("timestamp_ms")) == NULL)
+        return NULL;
+    return PyModule_Create(&module_def);
+}
