@@ -277,11 +277,6 @@ def _load_cmodel() -> Optional[ModuleType]:
     return _cmodel  # type: ignore[no-any-return]
 
 
-#: With the C module, Sample(value, timestamp_ms=t) is served by C (other calls
-#: by the __new__ above), and the codec reads samples into columns in C.
-cmodel = _load_cmodel()
-if cmodel is not None:
-    cmodel.register_sample(Sample)
 
 
 class Exemplar:
@@ -634,6 +629,15 @@ class TimeSeries:
             if getattr(self, what):
                 parts.append(f"{what}={getattr(self, what)!r}")
         return f"TimeSeries({', '.join(parts)})"
+
+
+#: With the C module, the usual calls of Sample(value, timestamp_ms=t) and
+#: TimeSeries(labels, samples) are served by C (any other by __new__ and
+#: __init__ above), and the codec reads samples and label dicts in C.
+cmodel = _load_cmodel()
+if cmodel is not None:
+    cmodel.register_sample(Sample)
+    cmodel.register_series(TimeSeries)
 
 
 class MetricType(enum.IntEnum):

@@ -139,6 +139,135 @@ static PyObject *register_sample(PyObject *module, PyObject *cls)
     Py_RETURN_NONE;
 }
 
+/* ---------------------------------------------------------- TimeSeries */
+
+/* TimeSeries's slots, in this order, as its __init__ sets them. */
+static const char *const series_slot_names[] = {"_labels", "samples", "exemplars", "histograms", "metadata",
+                                                 "start_timestamp_ms"};
+#define N_SERIES_SLOTS (sizeof series_slot_names / sizeof *series_slot_names)
+static PyTypeObject *series_type;
+static PyObject *series_slots[N_SERIES_SLOTS]; /* their descriptors */
+static PyObject *series_python_init;           /* TimeSeries.__init__ */
+static PyObject *str_sample, *empty_tuple;
+
+/* [item], or [] for None. */
+static PyObject *one_or_none(PyObject *item)
+{
+    PyObject *list = PyList_New(item == Py_None ? 0 : 1);
+    if (list != NULL && item != Py_None) {
+        Py_INCREF(item);
+        PyList_SET_ITEM(list, 0, item);
+    }
+    return list;
+}
+
+/* TimeSeries(labels), TimeSeries(labels, samples) with samples a list or
+ * tuple, TimeSeries(labels, sample=s): the slots as __init__ sets them, or
+ * NULL with no error set for any other call. */
+static int fast_series(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *values[N_SERIES_SLOTS], *samples = NULL;
+    size_t k;
+    int rc = 0;
+    if (kwnames == NULL && nargs == 2 && (PyList_CheckExact(args[1]) || PyTuple_CheckExact(args[1])))
+        samples = PySequence_List(args[1]);
+    else if (kwnames == NULL && nargs == 1)
+        samples = PyList_New(0);
+    else if (nargs == 1 && PyTuple_GET_SIZE(kwnames) == 1 && PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, 0), str_sample) == 0)
+        samples = one_or_none(args[1]);
+    else
+        return 0;
+    if (samples == NULL)
+        return -1;
+    values[0] = args[0];
+    values[1] = samples;
+    values[2] = PyList_New(0);
+    values[3] = PyList_New(0);
+    values[4] = values[5] = Py_None;
+    if (values[2] == NULL || values[3] == NULL)
+        rc = -1;
+    for (k = 0; k < N_SERIES_SLOTS && rc == 0; k++)
+        rc = Py_TYPE(series_slots[k])->tp_descr_set(series_slots[k], self, values[k]);
+    Py_DECREF(samples);
+    Py_XDECREF(values[2]);
+    Py_XDECREF(values[3]);
+    return rc == 0 ? 1 : -1;
+}
+
+/* TimeSeries's tp_vectorcall: the same result as type.__call__ (object.__new__, then __init__). */
+static PyObject *series_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyTypeObject *type = (PyTypeObject *)cls;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), total, i;
+    PyObject *small[8], **full, *self, *result;
+    int rc;
+    if ((self = type->tp_new(type, empty_tuple, NULL)) == NULL)
+        return NULL;
+    if (type == series_type && (rc = fast_series(self, args, nargs, kwnames)) != 0) {
+        if (rc == 1)
+            return self;
+        Py_DECREF(self);
+        return NULL;
+    }
+    total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    if (total + 1 <= (Py_ssize_t)(sizeof small / sizeof *small)) {
+        full = small;
+    } else if ((full = PyMem_New(PyObject *, (size_t)total + 1)) == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    full[0] = self;
+    for (i = 0; i < total; i++)
+        full[i + 1] = args[i];
+    result = PyObject_Vectorcall(series_python_init, full, (size_t)nargs + 1, kwnames);
+    if (full != small)
+        PyMem_Free(full);
+    if (result == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_DECREF(result);
+    return self;
+}
+
+/* register_series(TimeSeries): serve TimeSeries(...) calls from C from now on. */
+static PyObject *register_series(PyObject *module, PyObject *cls)
+{
+    PyTypeObject *type = (PyTypeObject *)cls;
+    PyObject *slots[N_SERIES_SLOTS], *init;
+    size_t k;
+    (void)module;
+    if (!PyType_Check(cls) || !(type->tp_flags & Py_TPFLAGS_HEAPTYPE) || type->tp_base != &PyBaseObject_Type ||
+        type->tp_new != PyBaseObject_Type.tp_new) {
+        PyErr_SetString(PyExc_TypeError, "register_series takes a class of object with __init__ and __slots__");
+        return NULL;
+    }
+    for (k = 0; k < N_SERIES_SLOTS; k++)
+        slots[k] = NULL;
+    for (k = 0; k < N_SERIES_SLOTS; k++) {
+        slots[k] = PyObject_GetAttrString(cls, series_slot_names[k]); /* the slot's member descriptor */
+        if (slots[k] == NULL)
+            goto fail;
+        if (Py_TYPE(slots[k])->tp_descr_set == NULL || PyObject_TypeCheck(slots[k], &PyProperty_Type)) {
+            PyErr_Format(PyExc_TypeError, "register_series: %s is not a slot", series_slot_names[k]);
+            goto fail;
+        }
+    }
+    if ((init = PyObject_GetAttrString(cls, "__init__")) == NULL)
+        goto fail;
+    for (k = 0; k < N_SERIES_SLOTS; k++)
+        Py_XSETREF(series_slots[k], slots[k]);
+    Py_XSETREF(series_python_init, init);
+    Py_INCREF(cls);
+    Py_XSETREF(series_type, type);
+    type->tp_vectorcall = series_vectorcall;
+    Py_RETURN_NONE;
+fail:
+    for (k = 0; k < N_SERIES_SLOTS; k++)
+        Py_XDECREF(slots[k]);
+    return NULL;
+}
+
 /* ------------------------------------------------------ sample columns */
 
 /* 1 when item is a Sample or an exact tuple of two whose fields C takes, with them in *v, *t. */
@@ -356,6 +485,7 @@ static PyMethodDef methods[] = {
     {"label_texts", label_texts, METH_O,
      "(names, values, n_labels, counts) of a list of label dicts, the texts \"\\0\"-joined UTF-8; None for what C does not read."},
     {"register_sample", register_sample, METH_O, "Serve Sample(...) calls from C (promwrite.model does this once)."},
+    {"register_series", register_series, METH_O, "Serve TimeSeries(...) calls from C (promwrite.model does this once)."},
     {"sample_arrays", sample_arrays, METH_O,
      "(counts, values, timestamps) bytes of a list of sample lists, or None for what C does not read."},
     {NULL, NULL, 0, NULL},
@@ -369,6 +499,10 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__cmodel(void)
 {
     if (str_timestamp_ms == NULL && (str_timestamp_ms = PyUnicode_InternFromString("timestamp_ms")) == NULL)
+        return NULL;
+    if (str_sample == NULL && (str_sample = PyUnicode_InternFromString("sample")) == NULL)
+        return NULL;
+    if (empty_tuple == NULL && (empty_tuple = PyTuple_New(0)) == NULL)
         return NULL;
     return PyModule_Create(&module_def);
 }
