@@ -45,6 +45,11 @@ class Kernels(Protocol):
         non-empty name is valid). (The native backend re-runs the Python
         kernel to word the error, so both say the same.)
 
+    encode_label_dicts(dicts) -> (bytes, array 'q') or None  [optional]
+        encode_labels of label sets given as a list of dicts, read without
+        gathering lists first; None when the backend does not take them (then
+        the codec gathers the lists for encode_labels, which words any error).
+        Only the native backend has it.
     encode_request(label_text, label_lengths, counts, values, timestamps,
                    extras, metadata, compress) -> bytes
         The serialized prometheus.WriteRequest of len(label_lengths) series.

@@ -1,7 +1,8 @@
 """Encoding helpers shared by remote write 1.0 (`codec`) and 2.0 (`_codec2`).
 
 Both versions take the same model: these functions encode label sets with
-one kernel call, name the series in the kernels' errors, and write the rare
+one kernel call, read samples into packed arrays (in C where
+``promwrite._cmodel`` is built), name the series in the kernels' errors, and write the rare
 protobuf parts (exemplars, histograms, metadata) that the kernels take as
 ready bytes. Imported by both codec halves, so neither imports the other.
 """
