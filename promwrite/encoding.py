@@ -40,6 +40,7 @@ from .model import (
     cmodel,
     format_labels,
     label_pairs,
+    to_float,
     INT64_MAX,
     INT64_MIN,
 )
@@ -170,21 +171,36 @@ def bad_metadata_text(entries: List[MetricMetadata], series: List[TimeSeries], e
     return ValueError(f"metadata {bad.metric_family_name!r}: {problem}")
 
 
+def _value_problem(value: object) -> str:
+    """What is wrong with a sample's value ("" if nothing)."""
+    if isinstance(value, (str, bytes, bool)) or not isinstance(value, (int, float)):
+        return f"sample value must be a number, not {value!r}"
+    try:
+        to_float(value, "sample value")
+    except ValueError as exc:  # an int too large for a float
+        return str(exc)
+    return ""
+
+
+def _timestamp_problem(stamp: object) -> str:
+    """What is wrong with a sample's timestamp ("" if nothing)."""
+    if isinstance(stamp, bool) or not isinstance(stamp, int):
+        return f"sample timestamp must be int milliseconds, not {stamp!r}"
+    if not INT64_MIN <= stamp <= INT64_MAX:
+        return f"sample timestamp {stamp} is outside the int64 range"
+    return ""
+
+
 def bad_samples_error(series: List[TimeSeries]) -> SeriesError:
     """The error for the first sample that is neither a Sample nor a (value, timestamp_ms) pair."""
     for index, ts in enumerate(series):
         for sample in ts.samples:
             if isinstance(sample, Sample):
                 continue
-            problem = ""
             if not isinstance(sample, (tuple, list)) or len(sample) != 2:
                 problem = f"samples must be Sample objects or (value, timestamp_ms) pairs, not {sample!r}"
-            elif isinstance(sample[0], (str, bytes, bool)) or not isinstance(sample[0], (int, float)):
-                problem = f"sample value must be a number, not {sample[0]!r}"
-            elif isinstance(sample[1], bool) or not isinstance(sample[1], int):
-                problem = f"sample timestamp must be int milliseconds, not {sample[1]!r}"
-            elif not INT64_MIN <= sample[1] <= INT64_MAX:
-                problem = f"sample timestamp {sample[1]} is outside the int64 range"
+            else:
+                problem = _value_problem(sample[0]) or _timestamp_problem(sample[1])
             if problem:
                 return named_error(SeriesError(index, problem), series, index)
     return SeriesError(0, "a sample's value or timestamp is out of range")

@@ -5,7 +5,7 @@ Objects are plain and cheap to build; the rules that need the whole request
 (sorted unique label names, ``__name__`` present, samples in time order) are
 checked by `promwrite.codec` when the request is encoded, before anything is
 sent, and the error names the series. Where ``promwrite._cmodel`` is built,
-the usual calls of `Sample` and `TimeSeries` are served by C (same result,
+the usual calls of `Label`, `Sample` and `TimeSeries` are served by C (same result,
 same checks; see `cmodel` below).
 """
 
@@ -633,11 +633,12 @@ class TimeSeries:
         return f"TimeSeries({', '.join(parts)})"
 
 
-#: With the C module, the usual calls of Sample(value, timestamp_ms=t) and
-#: TimeSeries(labels, samples) are served by C (any other by __new__ and
+#: With the C module, the usual calls of Label(name, value), Sample(value,
+#: timestamp_ms=t) and TimeSeries(labels, samples) are served by C (any other by __new__ and
 #: __init__ above), and the codec reads samples and label dicts in C.
 cmodel = _load_cmodel()
 if cmodel is not None:
+    cmodel.register_label(Label)
     cmodel.register_sample(Sample)
     cmodel.register_series(TimeSeries)
 

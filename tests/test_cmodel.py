@@ -11,14 +11,14 @@ from collections import deque, namedtuple
 from typing import Any, Callable, List
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
-from promwrite import STALE_NAN, Sample, TimeSeries
+from promwrite import STALE_NAN, Label, Sample, TimeSeries
 from promwrite.encoding import read_sample_arrays, sample_arrays
 from promwrite.errors import SeriesError
 from promwrite.model import cmodel
 
-from .conftest import REQUIRE_NATIVE
+from .conftest import REQUIRE_NATIVE, examples
 
 pytestmark = pytest.mark.skipif(cmodel is None and not REQUIRE_NATIVE, reason="promwrite._cmodel is not built")
 
@@ -43,6 +43,7 @@ def python_new(*args: Any, **kwargs: Any) -> Sample:
 
 
 @given(value=NUMBERS, stamp=st.one_of(INT64, NUMBERS))
+@settings(max_examples=examples(500), deadline=None)
 def test_sample_from_c_is_the_python_constructors(value: Any, stamp: Any) -> None:
     assert outcome(lambda: Sample(value, timestamp_ms=stamp)) == outcome(lambda: python_new(value, timestamp_ms=stamp))
     assert outcome(lambda: Sample(value, stamp)) == outcome(lambda: python_new(value, stamp))
@@ -85,6 +86,7 @@ SAMPLE_LIKE = st.one_of(
 
 
 @given(st.lists(st.lists(SAMPLE_LIKE, max_size=4), max_size=4))
+@settings(max_examples=examples(500), deadline=None)
 def test_sample_arrays_read_in_c_as_in_python(per_series: List[list]) -> None:
     series = [TimeSeries({"__name__": "x"}, samples) for samples in per_series]
     try:
@@ -103,6 +105,7 @@ def test_sample_arrays_read_in_c_as_in_python(per_series: List[list]) -> None:
 
 
 @given(st.lists(st.lists(st.tuples(st.one_of(st.floats(allow_nan=True), st.integers(-(1 << 53), 1 << 53)), INT64), max_size=5), max_size=5))
+@settings(max_examples=examples(200), deadline=None)
 def test_sample_arrays_takes_samples_and_pairs_in_c(pairs: List[list]) -> None:
     """Plain pairs and Sample objects of the usual types never need the Python twin."""
     samples = [[Sample(v, timestamp_ms=t) for v, t in s] for s in pairs]
@@ -115,6 +118,7 @@ ODD_TEXT = st.sampled_from(["a\0b", "\0", "\ud800", "x\udfff", 3, None, b"x"])
 
 
 @given(st.lists(st.dictionaries(TEXT, TEXT, max_size=5), max_size=5))
+@settings(max_examples=examples(500), deadline=None)
 def test_label_texts_are_joined_and_encoded_as_python_does(dicts: List[dict]) -> None:
     names = [n for d in dicts for n in d]
     values = [v for d in dicts for v in d.values()]
@@ -127,6 +131,7 @@ def test_label_texts_are_joined_and_encoded_as_python_does(dicts: List[dict]) ->
 
 
 @given(st.lists(st.dictionaries(st.one_of(TEXT, ODD_TEXT), st.one_of(TEXT, ODD_TEXT), max_size=3), min_size=1, max_size=3))
+@settings(max_examples=examples(300), deadline=None)
 def test_label_texts_leave_what_they_do_not_read_to_python(dicts: List[dict]) -> None:
     strings = [s for d in dicts for pair in d.items() for s in pair]
     readable = all(type(s) is str and "\0" not in s and not any(0xD800 <= ord(c) <= 0xDFFF for c in s) for s in strings)
@@ -187,3 +192,26 @@ def test_series_lists_are_the_series_own() -> None:
     a.samples.append((2.0, 3))
     a.exemplars.append(None)
     assert samples == [(1.0, 2)] and b.samples == [(1.0, 2)] and b.exemplars == [] and a.histograms is not b.histograms
+
+
+@pytest.mark.parametrize(
+    "args, kwargs",
+    [(("a", "b"), {}), (("a",), {"value": "b"}), ((), {"name": "a", "value": "b"}), (("a",), {}), (("a", "b", "c"), {}), ((1, None), {})],
+)
+def test_label_from_c_is_the_python_constructors(args: tuple, kwargs: dict) -> None:
+    def state(build: Callable[[], Any]) -> tuple:
+        try:
+            label = build()
+        except Exception as exc:
+            return ("raises", type(exc), str(exc))
+        return ("gives", type(label), tuple(label), label.name, label.value)
+
+    assert state(lambda: Label(*args, **kwargs)) == state(lambda: Label.__new__(Label, *args, **kwargs))
+
+
+def test_c_labels_of_two_str_are_not_tracked_by_the_gc() -> None:
+    assert not gc.is_tracked(Label("job", "api"))
+    holder: list = []
+    label = Label("job", holder)  # may be part of a cycle: tracked
+    holder.append(label)
+    assert gc.is_tracked(label)

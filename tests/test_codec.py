@@ -312,15 +312,17 @@ def test_samples_as_pairs(kernels) -> None:
         (("1.5", 1), "value must be a number"),
         ((1.5, 1.0), "timestamp must be int milliseconds"),
         ((1.5, 1 << 63), "outside the int64 range"),
+        ((10**400, 2), "value 1000.*too large for a float"),
         ((1.5,), "pairs"),
         (1.5, "pairs"),
     ],
 )
-def test_bad_pairs_named(kernels, pair, problem) -> None:
+@pytest.mark.parametrize("protocol", ["1.0", "2.0"])
+def test_bad_pairs_named(kernels, pair, problem, protocol) -> None:
     series = [TimeSeries({"__name__": "ok"}, [(1.0, 1)]), TimeSeries({"__name__": "bad"}, [(1.0, 1), pair])]
     with pytest.raises(SeriesError, match=problem) as info:
-        encode_with(kernels, WriteRequest(series), compress=False)
-    assert info.value.index == 1 and "bad" in str(info.value)
+        encode_with(kernels, WriteRequest(series), compress=False, protocol=protocol)
+    assert info.value.index == 1 and "series 1 bad{}: " in str(info.value)
 
 
 def test_exemplar_label_not_unicode_is_a_series_error(kernels) -> None:

@@ -1,16 +1,19 @@
-/* promwrite._cmodel: the model's two hot paths in C, on the CPython API
- * (cffi, which binds the kernels, cannot read Python objects).
+/* promwrite._cmodel: the model's hot paths in C, on the CPython API (cffi,
+ * which binds the kernels, cannot read Python objects).
  *
- * - Sample(value, timestamp_ms=t), the call most users write per sample, is
- *   served by a vectorcall set on promwrite.model.Sample; every other call
- *   shape, and every value the fast path does not take, goes to Sample's
- *   Python __new__, which checks and words the error. Samples made here hold
- *   only a float and an int and cannot be in a reference cycle, so the
- *   garbage collector does not track them (as CPython does for such tuples).
- * - sample_arrays reads a request's samples (Sample objects or plain
- *   (value, timestamp_ms) tuples) into packed columns in one pass; it
- *   answers None for anything it does not take, and the caller's Python twin
- *   then reads (and words the error) as before.
+ * - Constructors: the usual calls of Sample(value, timestamp_ms=t),
+ *   Label(name, value) and TimeSeries(labels, samples) are served by a
+ *   vectorcall set on the Python classes of promwrite.model; every other call
+ *   shape, and every value a fast path does not take, goes to the class's
+ *   own __new__ or __init__, which checks and words the error. Samples (a
+ *   float and an int) and Labels of two str cannot be in a reference cycle,
+ *   so the garbage collector does not track them, as CPython does not track
+ *   such plain tuples once it has seen them.
+ * - Readers: sample_arrays reads a request's samples (Sample objects or
+ *   plain (value, timestamp_ms) tuples) into packed columns, label_texts a
+ *   request's label dicts into the texts the C label kernel takes, each in
+ *   one pass; both answer None for anything they do not take, and the
+ *   caller's Python path then reads (and words the error) as before.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -57,6 +60,26 @@ static int exact_int64(PyObject *v, int64_t *out)
     return 1;
 }
 
+/* func(first, *args) for a vectorcall's args (nargs positional, then kwnames' values). */
+static PyObject *call_with_first(PyObject *func, PyObject *first, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames)
+{
+    PyObject *small[8], **full, *result;
+    Py_ssize_t total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0), i;
+    if (total + 1 <= (Py_ssize_t)(sizeof small / sizeof *small)) {
+        full = small;
+    } else if ((full = PyMem_New(PyObject *, (size_t)total + 1)) == NULL) {
+        return PyErr_NoMemory();
+    }
+    full[0] = first;
+    for (i = 0; i < total; i++)
+        full[i + 1] = args[i];
+    result = PyObject_Vectorcall(func, full, (size_t)nargs + 1, kwnames);
+    if (full != small)
+        PyMem_Free(full);
+    return result;
+}
+
 /* Sample(value, timestamp_ms=stamp) of the common types, or NULL with no
  * error set when the Python constructor must decide (NULL with an error on
  * memory exhaustion). */
@@ -93,28 +116,24 @@ static int is_timestamp_ms(PyObject *name)
 /* Sample's tp_vectorcall: the same result as type.__call__ (Sample has no __init__). */
 static PyObject *sample_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), total, i;
-    PyObject *small[8], **full, *result;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *result;
     if ((PyTypeObject *)cls == sample_type && nargs == 1 && kwnames != NULL && PyTuple_GET_SIZE(kwnames) == 1 &&
         is_timestamp_ms(PyTuple_GET_ITEM(kwnames, 0))) {
         result = fast_sample(sample_type, args[0], args[1]);
         if (result != NULL || PyErr_Occurred())
             return result;
     }
-    /* the Python __new__, with cls in front */
-    total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
-    if (total + 1 <= (Py_ssize_t)(sizeof small / sizeof *small)) {
-        full = small;
-    } else if ((full = PyMem_New(PyObject *, (size_t)total + 1)) == NULL) {
-        return PyErr_NoMemory();
-    }
-    full[0] = cls;
-    for (i = 0; i < total; i++)
-        full[i + 1] = args[i];
-    result = PyObject_Vectorcall(sample_python_new, full, (size_t)nargs + 1, kwnames);
-    if (full != small)
-        PyMem_Free(full);
-    return result;
+    return call_with_first(sample_python_new, cls, args, nargs, kwnames);
+}
+
+/* 1 when cls is a heap type deriving from tuple with __slots__ = () (no __dict__, no weakrefs). */
+static int plain_tuple_subclass(PyObject *cls)
+{
+    PyTypeObject *type = (PyTypeObject *)cls;
+    return PyType_Check(cls) && (type->tp_flags & Py_TPFLAGS_HEAPTYPE) && type->tp_base == &PyTuple_Type &&
+           type->tp_basicsize == PyTuple_Type.tp_basicsize && type->tp_itemsize == PyTuple_Type.tp_itemsize &&
+           type->tp_dictoffset == 0 && type->tp_weaklistoffset == 0;
 }
 
 /* register_sample(Sample): serve Sample(...) calls from C from now on. */
@@ -123,9 +142,7 @@ static PyObject *register_sample(PyObject *module, PyObject *cls)
     PyTypeObject *type = (PyTypeObject *)cls;
     PyObject *new_method;
     (void)module;
-    if (!PyType_Check(cls) || !(type->tp_flags & Py_TPFLAGS_HEAPTYPE) || type->tp_base != &PyTuple_Type ||
-        type->tp_basicsize != PyTuple_Type.tp_basicsize || type->tp_itemsize != PyTuple_Type.tp_itemsize ||
-        type->tp_dictoffset != 0 || type->tp_weaklistoffset != 0) {
+    if (!plain_tuple_subclass(cls)) {
         PyErr_SetString(PyExc_TypeError, "register_sample takes a tuple subclass with __slots__ = ()");
         return NULL;
     }
@@ -136,6 +153,48 @@ static PyObject *register_sample(PyObject *module, PyObject *cls)
     Py_INCREF(cls);
     Py_XSETREF(sample_type, type);
     type->tp_vectorcall = sample_vectorcall;
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------- Label */
+
+static PyTypeObject *label_type;  /* promwrite.model.Label, once registered */
+static PyObject *label_python_new; /* its namedtuple __new__(cls, name, value) */
+
+/* Label's tp_vectorcall: Label(name, value) made here, any other call by its __new__. */
+static PyObject *label_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyTypeObject *type = (PyTypeObject *)cls;
+    PyObject *self;
+    if (type != label_type || nargs != 2 || kwnames != NULL)
+        return call_with_first(label_python_new, cls, args, nargs, kwnames);
+    if ((self = type->tp_alloc(type, 2)) == NULL)
+        return NULL;
+    Py_INCREF(args[0]);
+    Py_INCREF(args[1]);
+    PyTuple_SET_ITEM(self, 0, args[0]);
+    PyTuple_SET_ITEM(self, 1, args[1]);
+    if (PyUnicode_CheckExact(args[0]) && PyUnicode_CheckExact(args[1]))
+        PyObject_GC_UnTrack(self); /* two str: never part of a cycle */
+    return self;
+}
+
+/* register_label(Label): serve Label(...) calls from C from now on. */
+static PyObject *register_label(PyObject *module, PyObject *cls)
+{
+    PyObject *new_method;
+    (void)module;
+    if (!plain_tuple_subclass(cls)) {
+        PyErr_SetString(PyExc_TypeError, "register_label takes a tuple subclass with __slots__ = ()");
+        return NULL;
+    }
+    if ((new_method = PyObject_GetAttrString(cls, "__new__")) == NULL)
+        return NULL;
+    Py_XSETREF(label_python_new, new_method);
+    Py_INCREF(cls);
+    Py_XSETREF(label_type, (PyTypeObject *)cls);
+    label_type->tp_vectorcall = label_vectorcall;
     Py_RETURN_NONE;
 }
 
@@ -198,8 +257,8 @@ static int fast_series(PyObject *self, PyObject *const *args, Py_ssize_t nargs, 
 static PyObject *series_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     PyTypeObject *type = (PyTypeObject *)cls;
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), total, i;
-    PyObject *small[8], **full, *self, *result;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *self, *result;
     int rc;
     if ((self = type->tp_new(type, empty_tuple, NULL)) == NULL)
         return NULL;
@@ -209,20 +268,7 @@ static PyObject *series_vectorcall(PyObject *cls, PyObject *const *args, size_t 
         Py_DECREF(self);
         return NULL;
     }
-    total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
-    if (total + 1 <= (Py_ssize_t)(sizeof small / sizeof *small)) {
-        full = small;
-    } else if ((full = PyMem_New(PyObject *, (size_t)total + 1)) == NULL) {
-        Py_DECREF(self);
-        return PyErr_NoMemory();
-    }
-    full[0] = self;
-    for (i = 0; i < total; i++)
-        full[i + 1] = args[i];
-    result = PyObject_Vectorcall(series_python_init, full, (size_t)nargs + 1, kwnames);
-    if (full != small)
-        PyMem_Free(full);
-    if (result == NULL) {
+    if ((result = call_with_first(series_python_init, self, args, nargs, kwnames)) == NULL) {
         Py_DECREF(self);
         return NULL;
     }
@@ -484,6 +530,7 @@ static PyObject *label_texts(PyObject *module, PyObject *dicts)
 static PyMethodDef methods[] = {
     {"label_texts", label_texts, METH_O,
      "(names, values, n_labels, counts) of a list of label dicts, the texts \"\\0\"-joined UTF-8; None for what C does not read."},
+    {"register_label", register_label, METH_O, "Serve Label(...) calls from C (promwrite.model does this once)."},
     {"register_sample", register_sample, METH_O, "Serve Sample(...) calls from C (promwrite.model does this once)."},
     {"register_series", register_series, METH_O, "Serve TimeSeries(...) calls from C (promwrite.model does this once)."},
     {"sample_arrays", sample_arrays, METH_O,
