@@ -5,8 +5,8 @@ Objects are plain and cheap to build; the rules that need the whole request
 (sorted unique label names, ``__name__`` present, samples in time order) are
 checked by `promwrite.codec` when the request is encoded, before anything is
 sent, and the error names the series. Where ``promwrite._cmodel`` is built,
-the usual calls of `Label`, `Sample` and `TimeSeries` are served by C (same result,
-same checks; see `cmodel` below).
+the usual calls of `Label`, `Sample` and `TimeSeries` are served by C (same
+result, same checks; see `cmodel` below).
 """
 
 from __future__ import annotations
@@ -277,8 +277,6 @@ def _load_cmodel() -> Optional[ModuleType]:
     except ImportError:
         return None
     return _cmodel  # type: ignore[no-any-return]
-
-
 
 
 class Exemplar:
@@ -634,8 +632,8 @@ class TimeSeries:
 
 
 #: With the C module, the usual calls of Label(name, value), Sample(value,
-#: timestamp_ms=t) and TimeSeries(labels, samples) are served by C (any other by __new__ and
-#: __init__ above), and the codec reads samples and label dicts in C.
+#: timestamp_ms=t) and TimeSeries(labels, samples) are served by C (any other
+#: by __new__ and __init__ above), and the codec reads samples and label dicts in C.
 cmodel = _load_cmodel()
 if cmodel is not None:
     cmodel.register_label(Label)
