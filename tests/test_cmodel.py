@@ -64,6 +64,7 @@ def test_c_samples_are_not_tracked_by_the_gc() -> None:
     assert not gc.is_tracked(sample)
     gc.collect()
     assert sample == (1.5, 7) and sample.value == 1.5 and sample.timestamp_ms == 7
+    assert math.isnan(Sample(math.nan, timestamp_ms=1).value)
     assert pickle.loads(pickle.dumps(sample)) == sample and repr(Sample(STALE_NAN, timestamp_ms=1)) == "Sample(STALE_NAN, timestamp_ms=1)"
 
     class Tagged(Sample):  # with a __dict__
@@ -146,7 +147,6 @@ def test_label_texts_of_every_utf8_length() -> None:
     assert cmodel.label_texts([{text: text[::-1]}, {}]) == (
         text.encode(), text[::-1].encode(), 1, array("q", [1, 0]).tobytes()
     )
-    assert math.isnan(Sample(math.nan, timestamp_ms=1).value)
 
 
 def python_series(*args: Any, **kwargs: Any) -> TimeSeries:
