@@ -10,16 +10,22 @@ words its errors by calling `encode_labels` here.
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
-from itertools import chain
-from typing import Dict, List, Optional, Sequence, Tuple
+from bisect import bisect_right
+from itertools import accumulate, chain, compress as select, islice
+from operator import ge, itemgetter
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _pydecode, _pysnappy, names as _names
+from . import _pydecode, _pysnappy, _pystream, names as _names
+from ._pystream import UniformSamples
 from ._pysnappy import SMALL_VARINTS as _SMALL, varint
 from .errors import SeriesError
 
 _DOUBLE = struct.Struct("<d")
 _ZERO8 = bytes(8)
+_FIELD_HEADS = [b"\x0a" + bytes([i]) for i in range(128)]  # 0x0a len, for the lengths under 128
+_UNSEEN = b""  # a name not yet in `heads` (no head is empty)
 
 _LABEL_NAME = _names.LEGACY_LABEL_NAME.fullmatch
 _METRIC_NAME = _names.LEGACY_METRIC_NAME.fullmatch
@@ -94,45 +100,79 @@ def _label_set_problem(pairs: List[tuple], legacy: bool) -> str:
 def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[int]) -> Tuple[bytes, "array[int]"]:
     """Encoded, sorted, validated label fields per set (see `_backend.Kernels`).
 
-    Each distinct (name, value) is checked and encoded once per call; a set
-    that is not plainly valid goes through `_encode_label_set`, which words the error.
+    Each distinct (name, value) is checked and encoded once per call, and each
+    distinct sequence of names sorted once; a set that is not plainly valid goes
+    through `_encode_label_set`, which words the error.
     """
     legacy = _names.name_validation() == _names.LEGACY
     if len(names) != len(values) or sum(counts) != len(names):
         raise ValueError(f"{len(names)} names, {len(values)} values, counts adding up to {sum(counts)}")
-    fields: Dict[Tuple[str, str], Optional[bytes]] = {}  # each label seen: its field, None if invalid
-    get = fields.get
+    try:
+        fields: Dict[Tuple[str, str], Optional[bytes]] = dict.fromkeys(zip(names, values))
+    except TypeError:  # an unhashable name or value: the sets in order, the first bad one raising
+        fields = {}
+    heads: Dict[str, Optional[bytes]] = {}
+    for pair in fields:
+        fields[pair] = _label_field(pair, legacy, heads)
+    flat = list(map(fields.__getitem__, zip(names, values))) if fields else [None] * len(names)
+    orders: Dict[tuple, Optional[Callable[[List[Optional[bytes]]], Sequence[bytes]]]] = {}
     out = []
     pos = 0
     for index, count in enumerate(counts):
         end = pos + count
-        pairs = list(zip(names[pos:end], values[pos:end]))
-        pos = end
-        try:
-            encoded = [get(pair) or _label_field(pair, legacy, fields) for pair in pairs]
-            by_name = dict(pairs)
-        except TypeError:  # an unhashable name or value
-            encoded, by_name = [None], {}
-        if None in encoded or len(by_name) != count or "__name__" not in by_name:
-            out.append(_encode_label_set(index, pairs, legacy))
+        key = tuple(names[pos:end])
+        order = orders.get(key, _UNSEEN)
+        if order is _UNSEEN:
+            order = orders[key] = _sorter(key) if fields else None
+        encoded = flat[pos:end]
+        if order is None or None in encoded:
+            out.append(_encode_label_set(index, list(zip(names[pos:end], values[pos:end])), legacy))
         else:
-            out.append(b"".join([fields[pair] for pair in sorted(pairs)]))  # type: ignore[misc]
+            out.append(b"".join(order(encoded)))  # type: ignore[arg-type]
+        pos = end
     return b"".join(out), array("q", map(len, out))
 
 
-def _label_field(pair: Tuple[str, str], legacy: bool, fields: Dict[Tuple[str, str], Optional[bytes]]) -> Optional[bytes]:
-    """The encoded Label field of one (name, value), kept in `fields`; None if it is invalid on its own."""
+def _sorter(names: tuple) -> Optional[Callable[[List[Optional[bytes]]], Sequence[bytes]]]:
+    """What puts a set's fields in name order, for sets with these names; None if the
+    names cannot make a valid set (a duplicate, no __name__, not all str)."""
+    if "__name__" not in names or len(set(names)) != len(names) or not all(type(n) is str for n in names):
+        return None
+    if len(names) == 1:
+        return tuple
+    return itemgetter(*sorted(range(len(names)), key=names.__getitem__))
+
+
+def _label_field(pair: Tuple[str, str], legacy: bool, heads: Dict[str, Optional[bytes]]) -> Optional[bytes]:
+    """The encoded Label field of one (name, value); None if it is invalid on its own.
+
+    `heads` keeps each name's encoded start (``0x0a len name 0x12``), None for a bad name."""
     name, value = pair
-    field = None
-    if type(name) is str and type(value) is str and name and value:
-        if not legacy or (_LABEL_NAME(name) and (name != "__name__" or _METRIC_NAME(value))):
-            try:
-                body = field_bytes(1, name.encode("utf-8")) + field_bytes(2, value.encode("utf-8"))
-                field = b"\x0a" + varint(len(body)) + body
-            except UnicodeEncodeError:
-                pass
-    fields[pair] = field
-    return field
+    head = heads.get(name, _UNSEEN) if type(name) is str else None
+    if head is _UNSEEN:
+        head = heads[name] = _label_head(name, legacy)
+    if head is None or type(value) is not str or not value:
+        return None
+    if legacy and name == "__name__" and not _METRIC_NAME(value):
+        return None
+    try:
+        text = value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    size = len(text)
+    body = head + (_SMALL[size] if size < 0x80 else varint(size)) + text
+    size = len(body)
+    return (_FIELD_HEADS[size] if size < 0x80 else b"\x0a" + varint(size)) + body
+
+
+def _label_head(name: str, legacy: bool) -> Optional[bytes]:
+    """``0x0a len name 0x12``: a Label field's name and the value's tag; None for an invalid name."""
+    if not name or (legacy and not _LABEL_NAME(name)):
+        return None
+    try:
+        return field_bytes(1, name.encode("utf-8")) + b"\x12"
+    except UnicodeEncodeError:
+        return None
 
 
 def _encode_label_set(index: int, pairs: List[Tuple[str, str]], legacy: bool) -> bytes:
@@ -164,39 +204,102 @@ def encode_request(
     metadata: bytes,
     compress: bool,
 ) -> bytes:
-    """A serialized prometheus.WriteRequest from flat parts (see `_backend.Kernels`)."""
+    """A serialized prometheus.WriteRequest from flat parts (see `_backend.Kernels`).
+
+    Compressed by `_pystream`, which knows the parts: the bytes differ from
+    `_pysnappy.compress`'s and decompress to the same request.
+    """
     if sum(label_lengths) != len(label_text) or len(counts) != len(label_lengths):
         raise ValueError("label_lengths must cover label_text, one length per series")
     if sum(counts) > min(len(values), len(timestamps)):
         raise ValueError("the sample counts add up to more values or timestamps than given")
-    pack = _DOUBLE.pack
+    if type(label_text) is not bytes:
+        label_text = bytes(label_text)
+    samples = _uniform_samples(counts, values, timestamps)
+    if samples is None:
+        pieces = _sample_pieces(counts, values, timestamps)
+        if compress:
+            return _pystream.compress_request(label_text, label_lengths, counts, pieces, extras, metadata)
+        records = [b"".join(pieces[2 * j : 2 * j + 2]) for j in range(len(pieces) // 2)]
+        size = 0
+    elif compress:
+        return _pystream.compress_request(label_text, label_lengths, counts, samples, extras, metadata)
+    else:
+        records, size = samples.records, samples.size  # type: ignore[assignment]
     parts = []
-    pos = 0
-    start = 0
+    start = sample = 0
     for index, length in enumerate(label_lengths):
-        body = [label_text[start : start + length]]
+        count = counts[index] if counts[index] > 0 else 0  # a negative count takes none
+        if size:
+            body = records[sample * size : (sample + count) * size]
+        else:
+            body = b"".join(records[sample : sample + count])
+        sample += count
+        extra = extras[index] if extras is not None else b""
+        parts += (b"\x0a" + varint(length + len(body) + len(extra)), label_text[start : start + length], body, extra)
         start += length
+    parts.append(metadata)
+    return b"".join(parts)
+
+
+def _uniform_samples(counts: Sequence[int], values: Sequence[float], timestamps: Sequence[int]) -> Optional[UniformSamples]:
+    """All samples as equal-size records, built by whole-column copies; None unless every value
+    has nonzero bits and every timestamp is positive and of one varint width (then the pieces do it).
+
+    Raises SeriesError for timestamps that do not increase within a series, as `_sample_pieces` would.
+    """
+    total = sum(counts)
+    if not total or min(counts) < 0 or not (_is_array(values, "d") and _is_array(timestamps, "q")):
+        return None
+    doubles, stamps = values[:total], timestamps[:total]
+    if 0.0 in doubles:  # also -0.0, whose bits are not zero: the general path keeps it
+        return None
+    low, high = min(stamps), max(stamps)
+    width = (high.bit_length() + 6) // 7
+    if low <= 0 or (low.bit_length() + 6) // 7 != width:
+        return None
+    drops = set(select(range(1, total), map(ge, stamps, islice(stamps, 1, None))))  # j: stamps[j-1] >= stamps[j]
+    starts = list(accumulate(counts, initial=0))
+    if not drops <= set(starts):
+        j = min(drops - set(starts))
+        raise SeriesError(bisect_right(starts, j) - 1, f"sample timestamps must increase: {stamps[j]} comes after {stamps[j - 1]}")
+    if sys.byteorder != "little":
+        doubles.byteswap()
+    raw = doubles.tobytes()
+    varints = {stamp: varint(stamp) for stamp in set(stamps)}
+    stamp_bytes = b"".join(map(varints.__getitem__, stamps))
+    size = 12 + width
+    records = bytearray(bytes((0x12, 10 + width, 0x09)) + _ZERO8 + b"\x10" + bytes(width)) * total
+    for k in range(8):
+        records[3 + k :: size] = raw[k::8]
+    for k in range(width):
+        records[12 + k :: size] = stamp_bytes[k::width]
+    return UniformSamples(bytes(records), stamp_bytes, raw, width)
+
+
+def _is_array(column: Sequence, typecode: str) -> bool:
+    return type(column) is array and column.typecode == typecode  # type: ignore[attr-defined]
+
+
+def _sample_pieces(counts: Sequence[int], values: Sequence[float], timestamps: Sequence[int]) -> List[bytes]:
+    """Per sample two pieces that join to its Sample field: ``0x12 len`` with the value
+    field, then the timestamp field (zeros left out). SeriesError if timestamps do not increase."""
+    pack = _DOUBLE.pack
+    pieces = []
+    pos = 0
+    for index, count in enumerate(counts):
         prev = None
-        for j in range(pos, pos + counts[index]):
+        for j in range(pos, pos + count):
             ts = timestamps[j]
             if prev is not None and ts <= prev:
-                raise SeriesError(
-                    index, f"sample timestamps must increase: {ts} comes after {prev}"
-                )
+                raise SeriesError(index, f"sample timestamps must increase: {ts} comes after {prev}")
             prev = ts
             packed = pack(values[j])
-            sample = (b"\x09" + packed if packed != _ZERO8 else b"") + (
-                b"\x10" + varint(ts) if ts else b""
-            )
-            body.append(b"\x12" + _SMALL[len(sample)] + sample)
-        pos += counts[index]
-        if extras is not None:
-            body.append(extras[index])
-        series = b"".join(body)
-        parts.append(b"\x0a" + varint(len(series)) + series)
-    parts.append(metadata)
-    out = b"".join(parts)
-    return _pysnappy.compress(out) if compress else out
+            value = b"\x09" + packed if packed != _ZERO8 else b""
+            stamp = b"\x10" + varint(ts) if ts else b""
+            pieces += (b"\x12" + _SMALL[len(value) + len(stamp)] + value, stamp)
+        pos += count
+    return pieces
 
 
 # --- remote write 2.0 (io.prometheus.write.v2.Request) ----------------------

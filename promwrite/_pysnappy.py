@@ -81,6 +81,7 @@ def max_expansion(n: int) -> int:
 
 # One-byte varints, looked up rather than computed (lengths and small ints).
 SMALL_VARINTS = [bytes([i]) for i in range(128)]
+SMALL_TAGS = [bytes([i << 2]) for i in range(60)]  # literal tags of 1..60 bytes
 _U64_MASK = (1 << 64) - 1
 
 
@@ -98,6 +99,40 @@ def varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def literal_tag(n: int) -> bytes:
+    """The tag of an n-byte literal (1 <= n < 2**32): one byte up to 60, else 2-5."""
+    if n <= 60:
+        return SMALL_TAGS[n - 1]
+    n -= 1
+    size = (n.bit_length() + 7) >> 3
+    return bytes(((59 + size) << 2,)) + n.to_bytes(size, "little")
+
+
+def copy_ops(offset: int, length: int) -> bytes:
+    """A copy of `length` bytes from `offset` back, split like the reference:
+    64s while >= 68 are left, a 60 if over 64, then the rest; each piece a
+    copy-1 when under 12 bytes and under 2048 back, else a copy-2 (a copy-4 past 65535)."""
+    if offset > 0xFFFF:
+        head = bytes((63 << 2 | 3,)) + offset.to_bytes(4, "little")
+        ops = b""
+        while length > 64:
+            ops += head
+            length -= 64
+        return ops + bytes(((length - 1) << 2 | 3,)) + offset.to_bytes(4, "little")
+    low, high = offset & 0xFF, offset >> 8
+    ops = b""
+    if length > 64:
+        while length >= 68:
+            ops += bytes((0xFE, low, high))
+            length -= 64
+        if length > 64:
+            ops += bytes((0xEE, low, high))
+            length -= 60
+    if length < 12 and offset < 2048 and length >= 4:
+        return ops + bytes((high << 5 | (length - 4) << 2 | 1, low))
+    return ops + bytes(((length - 1) << 2 | 2, low, high))
 
 
 def compress(data: Buffer) -> bytes:
@@ -130,22 +165,8 @@ def _compress_block(src: bytes, start: int, end: int, out: bytearray) -> None:
             skip += 1
             continue
 
-        # Literal [next_emit, ip).
-        if ip > next_emit:
-            n = ip - next_emit - 1
-            if n < 60:
-                append(n << 2)
-            elif n < 0x100:
-                append(0xF0)
-                append(n)
-            elif n < 0x10000:
-                append(0xF4)
-                append(n & 0xFF)
-                append(n >> 8)
-            else:  # not reachable with 64 KiB blocks; kept for the format's sake
-                nb = (n.bit_length() + 7) >> 3
-                append((59 + nb) << 2)
-                out += n.to_bytes(nb, "little")
+        if ip > next_emit:  # the literal [next_emit, ip)
+            out += literal_tag(ip - next_emit)
             out += src[next_emit:ip]
 
         # Extend the 4-byte match: compare a 64-byte window (then doubling
@@ -173,41 +194,15 @@ def _compress_block(src: bytes, start: int, end: int, out: bytearray) -> None:
                 length = stop
                 width <<= 1
 
-        # Copy, split like the reference into pieces of 4..64.
-        offset = ip - cand
+        out += copy_ops(ip - cand, length)
         ip += length
-        if length > 64:
-            while length >= 68:
-                append(0xFE)  # copy-2, length 64
-                append(offset & 0xFF)
-                append(offset >> 8)
-                length -= 64
-            if length > 64:
-                append(0xEE)  # copy-2, length 60
-                append(offset & 0xFF)
-                append(offset >> 8)
-                length -= 60
-        if length < 12 and offset < 2048:
-            append(((offset >> 3) & 0xE0) | ((length - 4) << 2) | 1)
-            append(offset & 0xFF)
-        else:
-            append(((length - 1) << 2) | 2)
-            append(offset & 0xFF)
-            append(offset >> 8)
-
         next_emit = ip
         skip = 32
         if ip <= last + 1:
             table[src[ip - 1 : ip + 3]] = ip - 1
 
     if next_emit < end:
-        n = end - next_emit - 1
-        if n < 60:
-            append(n << 2)
-        else:
-            nb = (n.bit_length() + 7) >> 3
-            append((59 + nb) << 2)
-            out += n.to_bytes(nb, "little")
+        out += literal_tag(end - next_emit)
         out += src[next_emit:end]
 
 

@@ -32,6 +32,7 @@ from promwrite.errors import DecodeError
 
 from .conftest import BACKENDS, examples
 from .prompb_ref import PB, to_pb
+from .snappy_check import assert_decompresses_to
 
 INT64 = st.integers(-(1 << 63), (1 << 63) - 1)
 FLOATS = st.one_of(
@@ -146,11 +147,12 @@ def test_identical_to_official_protobuf(req: WriteRequest) -> None:
 @settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(requests())
 def test_round_trip_and_payload(req: WriteRequest) -> None:
-    payloads = {k.name: encode_with(k, req, compress=True) for k in BACKENDS}
-    assert len(set(payloads.values())) == 1, "backends disagree on the compressed payload"
+    payloads = [encode_with(k, req, compress=True) for k in BACKENDS]
     raw = encode_with(BACKENDS[0], req, compress=False)
+    for payload in payloads:  # the backends' snappy bytes may differ; what they decompress to may not
+        assert_decompresses_to(payload, raw)
+        assert decode_payload(payload) == req
     assert decode(raw) == req
-    assert decode_payload(next(iter(payloads.values()))) == req
     # and the official library reads our bytes as the same message
     assert PB["WriteRequest"].FromString(raw) == to_pb(req)
 
