@@ -18,7 +18,7 @@ from operator import ge, itemgetter
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _pydecode, _pysnappy, _pystream, names as _names
-from ._pystream import UniformSamples
+from ._pystream import LabelText, UniformSamples
 from ._pysnappy import SMALL_VARINTS as _SMALL, varint
 from .errors import SeriesError
 
@@ -107,30 +107,32 @@ def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[
     legacy = _names.name_validation() == _names.LEGACY
     if len(names) != len(values) or sum(counts) != len(names):
         raise ValueError(f"{len(names)} names, {len(values)} values, counts adding up to {sum(counts)}")
+    keys = names  # what each set's sorting is looked up by
     try:
         fields: Dict[Tuple[str, str], Optional[bytes]] = dict.fromkeys(zip(names, values))
-    except TypeError:  # an unhashable name or value: the sets in order, the first bad one raising
-        fields = {}
+    except TypeError:  # an unhashable name or value: each set checked in full, the first bad one raising
+        fields, keys = {}, [None] * len(names)
     heads: Dict[str, Optional[bytes]] = {}
     for pair in fields:
         fields[pair] = _label_field(pair, legacy, heads)
     flat = list(map(fields.__getitem__, zip(names, values))) if fields else [None] * len(names)
     orders: Dict[tuple, Optional[Callable[[List[Optional[bytes]]], Sequence[bytes]]]] = {}
-    out = []
+    sets: List[Sequence[bytes]] = []
     pos = 0
     for index, count in enumerate(counts):
         end = pos + count
-        key = tuple(names[pos:end])
+        key = tuple(keys[pos:end])
         order = orders.get(key, _UNSEEN)
         if order is _UNSEEN:
-            order = orders[key] = _sorter(key) if fields else None
+            order = orders[key] = _sorter(key)
         encoded = flat[pos:end]
         if order is None or None in encoded:
-            out.append(_encode_label_set(index, list(zip(names[pos:end], values[pos:end])), legacy))
+            sets.append((_encode_label_set(index, list(zip(names[pos:end], values[pos:end])), legacy),))
         else:
-            out.append(b"".join(order(encoded)))  # type: ignore[arg-type]
+            sets.append(order(encoded))  # type: ignore[arg-type]
         pos = end
-    return b"".join(out), array("q", map(len, out))
+    text = LabelText(sets)
+    return text, array("q", text.lengths)
 
 
 def _sorter(names: tuple) -> Optional[Callable[[List[Optional[bytes]]], Sequence[bytes]]]:
@@ -213,7 +215,7 @@ def encode_request(
         raise ValueError("label_lengths must cover label_text, one length per series")
     if sum(counts) > min(len(values), len(timestamps)):
         raise ValueError("the sample counts add up to more values or timestamps than given")
-    if type(label_text) is not bytes:
+    if not isinstance(label_text, bytes):  # (a LabelText is one)
         label_text = bytes(label_text)
     samples = _uniform_samples(counts, values, timestamps)
     if samples is None:

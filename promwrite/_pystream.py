@@ -6,7 +6,7 @@ so `compress_request` emits them directly as snappy copies:
 
 * a label field sent before is a copy of its last occurrence; consecutive
   copies from consecutive source bytes merge into one;
-* a new label field is compared with the last one of the same name: the
+* a new label field is compared with the last new one of the same name: the
   common prefix and suffix are copies, the middle a literal (``instance``
   values that differ in a digit cost a byte or two);
 * a series whose timestamps equal an earlier series' copies each sample's
@@ -22,14 +22,30 @@ is about as small as Google's (tests/test_snappy_stream.py bounds it).
 
 from __future__ import annotations
 
+import struct
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ._pysnappy import MAX_INPUT, MESSAGES, copy_ops, literal_tag, varint
 from .errors import SnappyError
 
-__all__ = ["UniformSamples", "compress_request"]
+__all__ = ["LabelText", "UniformSamples", "compress_request"]
 
 _VALUE_TAG = literal_tag(8)
+_COPY1 = struct.Struct("<BB").pack
+_COPY2 = struct.Struct("<BH").pack
+
+
+class LabelText(bytes):
+    """`_pyproto.encode_labels`' joined label fields, keeping each set's fields
+    (`sets`) so that `compress_request` need not cut the text up again (when
+    it comes with the lengths it was made with)."""
+
+    def __new__(cls, sets: List[Sequence[bytes]]) -> "LabelText":
+        joined = list(map(b"".join, sets))
+        self = super().__new__(cls, b"".join(joined))
+        self.sets = sets
+        self.lengths = list(map(len, joined))  # the label_lengths that go with it
+        return self
 
 
 class UniformSamples:
@@ -46,30 +62,38 @@ class UniformSamples:
         self.width = width
 
 
+def _copy(offset: int, length: int) -> bytes:
+    """The copy elements of `length` bytes from `offset` back (the usual ones without a loop)."""
+    if length < 12 and offset < 2048:
+        return _COPY1(offset >> 8 << 5 | length - 4 << 2 | 1, offset & 0xFF)
+    if length < 65 and offset < 0x10000:
+        return _COPY2(length * 4 - 2, offset)
+    return copy_ops(offset, length)
+
+
 class _Stream:
     """A snappy block being written; at most one of a literal and a copy is pending."""
 
-    __slots__ = ("out", "pos", "lit", "coff", "clen", "last", "similar")
+    __slots__ = ("out", "pos", "lit", "coff", "clen", "last")
 
     def __init__(self) -> None:
         self.out = bytearray()  # elements written
         self.pos = 0  # uncompressed bytes so far
         self.lit: List[bytes] = []  # pending literal
-        self.coff = 0  # pending copy's offset
+        self.coff = -1  # pending copy's offset; -1, which no offset equals, when none
         self.clen = 0  # pending copy's length; 0: none
         self.last: Dict[bytes, int] = {}  # piece -> where it last began
-        self.similar: Dict[bytes, Tuple[int, bytes]] = {}  # label name -> (where, field) of its last new field
 
     def flush(self) -> None:
         """Writes what is pending."""
         if self.clen:
-            self.out += copy_ops(self.coff, self.clen)
-            self.clen = 0
+            self.out += _copy(self.coff, self.clen)
+            self.coff, self.clen = -1, 0
         elif self.lit:
             data = b"".join(self.lit)
             self.out += literal_tag(len(data))
             self.out += data
-            self.lit = []
+            self.lit.clear()
 
     def literal(self, data: bytes) -> None:
         if data:
@@ -81,7 +105,7 @@ class _Stream:
     def copy(self, offset: int, data: bytes) -> None:
         """`data`, which is also what stands `offset` bytes back: a copy when that pays."""
         n = len(data)
-        if self.clen and offset == self.coff:
+        if offset == self.coff:
             self.clen += n
         elif n < 4:
             self.literal(data)
@@ -102,33 +126,22 @@ class _Stream:
             else:
                 self.copy(self.pos - seen, piece)
 
-    def new_field(self, field: bytes) -> None:
-        """A label field not sent before: prefix and suffix copied from the last new field of its name."""
+    def like(self, field: bytes, where: int, other: bytes) -> None:
+        """A new label field given its name's last new one, `other` at `where`: copies of
+        the common prefix and suffix (past the length bytes, which differ if the lengths do)."""
         pos = self.pos
-        head = 2 if field[1] < 0x80 else 3
-        key = field[head : head + 2 + field[head + 1]] if len(field) > head + 1 else field
-        prev = self.similar.get(key)
-        self.similar[key] = (pos, field)
-        if prev is None:
-            self.literal(field)
-            return
-        where, other = prev
         n, m = len(field), len(other)
-        if n == m:  # the usual case: one XOR gives both ends
-            x = int.from_bytes(field, "big") ^ int.from_bytes(other, "big")
-            pre = n - ((x.bit_length() + 7) >> 3)
-            suf = min(((x & -x).bit_length() - 1) >> 3, n - pre) if x else 0
-            self.copy(pos - where, field[:pre])
-        else:  # the lengths differ: the length bytes do, the name part and the value's ends may not
-            skip = 2 if other[1] < 0x80 else 3
-            a, b = field[head:], other[skip:]
-            k = min(len(a), len(b))
-            x = int.from_bytes(a[:k], "big") ^ int.from_bytes(b[:k], "big")
-            pre = head + k - ((x.bit_length() + 7) >> 3)
-            y = int.from_bytes(a[-k:], "little") ^ int.from_bytes(b[-k:], "little")
-            suf = min(k - ((y.bit_length() + 7) >> 3), n - pre)
-            self.literal(field[:head])
-            self.copy(pos + head - where - skip, field[head:pre])
+        head, skip = (2 if field[1] < 0x80 else 3), (2 if other[1] < 0x80 else 3)
+        if n == m and head == skip:
+            head = skip = 0
+        a, b = field[head:], other[skip:]
+        k = min(len(a), len(b))
+        x = int.from_bytes(a[:k], "big") ^ int.from_bytes(b[:k], "big")
+        pre = head + k - ((x.bit_length() + 7) >> 3)
+        y = int.from_bytes(a[len(a) - k :], "little") ^ int.from_bytes(b[len(b) - k :], "little")
+        suf = min(k - ((y.bit_length() + 7) >> 3), n - pre)
+        self.literal(field[:head])
+        self.copy(pos + head - where - skip, field[head:pre])
         self.literal(field[pre : n - suf])
         self.copy(pos + n - where - m, field[n - suf :])
 
@@ -147,65 +160,133 @@ def compress_request(
     `samples` is a `UniformSamples`, or per sample two pieces (``0x12 len`` and
     the value field; the timestamp field) that join to the sample records.
     """
+    # The label fields are the hot loop: the stream's state is in locals there
+    # (CPython is fastest on those) and synced around the `_Stream` methods.
     s = _Stream()
-    out, last = s.out, s.last
+    out, lit, last = s.out, s.lit, s.last
     get = last.get
+    similar: Dict[bytes, Tuple[int, bytes]] = {}  # label name part -> (where, field) of its last new field
+    similar_get = similar.get
+    from_bytes = int.from_bytes
+    sets = _label_sets(label_text, label_lengths)
     uniform = samples if type(samples) is UniformSamples else None
     runs: Dict[bytes, int] = {}  # a series' timestamp varints -> where its records began
-    start = sample = 0
-    for index, length in enumerate(label_lengths):
+    width = uniform.width if uniform is not None else 0
+    size = uniform.size if uniform is not None else 0
+    pos, coff, clen = 0, -1, 0
+    sample = 0
+    for index, fields in enumerate(sets):
         count = counts[index] if counts[index] > 0 else 0  # a negative count takes none
-        end = start + length
         if uniform is not None:
-            size = uniform.size
             body = uniform.records[sample * size : (sample + count) * size]
         else:
             body = b"".join(samples[2 * sample : 2 * (sample + count)])  # type: ignore[index]
         extra = extras[index] if extras is not None else b""
         if type(extra) is not bytes:
             extra = bytes(extra)
-        s.literal(b"\x0a" + varint(length + len(body) + len(extra)))
+        header = b"\x0a" + varint(label_lengths[index] + len(body) + len(extra))
+        if clen:
+            out += _copy(coff, clen)
+            coff, clen = -1, 0
+        lit.append(header)
+        pos += len(header)
 
-        # The label fields: the hot loop, inlined (the pending state in locals).
-        pos, coff, clen = s.pos, s.coff, s.clen
-        p = start
-        while p < end:
-            size = label_text[p + 1] if p + 2 < end else 0  # 0x0a len: a field as encode_labels makes them
-            q = p + 2 + size if size < 0x80 else p + 3 + (size & 0x7F | label_text[p + 2] << 7)
-            if q > end:  # not one: any cut gives the same bytes
-                q = end
-            field = label_text[p:q]
+        for field in fields:
+            n = len(field)
             seen = get(field)
             last[field] = pos
-            if seen is not None and (q - p >= 4 or (clen and pos - seen == coff)):
-                if clen and pos - seen == coff:
-                    clen += q - p
-                else:
+            if seen is not None:
+                if pos - seen == coff:  # right after the pending copy's source
+                    clen += n
+                    pos += n
+                    continue
+                if n > 3:
                     if clen:
-                        out += copy_ops(coff, clen)
-                    elif s.lit:
-                        s.clen = 0
-                        s.flush()
-                    coff, clen = pos - seen, q - p
-                pos += q - p
-            else:
-                s.pos, s.coff, s.clen = pos, coff, clen
-                if seen is None and q - p > 3:
-                    s.new_field(field)
-                else:
-                    s.literal(field)
-                pos, coff, clen = s.pos, s.coff, s.clen
-            p = q
-        s.pos, s.coff, s.clen = pos, coff, clen
+                        out += _copy(coff, clen)
+                    elif lit:
+                        out += literal_tag(sum(map(len, lit)))
+                        out += b"".join(lit)
+                        lit.clear()
+                    coff, clen = pos - seen, n
+                    pos += n
+                    continue
+            elif n > 4:  # new: copy what it shares with its name's last new field
+                head = 2 if field[1] < 0x80 else 3
+                key = field[head : head + 2 + field[head + 1]]  # 0x0a len name
+                prev = similar_get(key)
+                similar[key] = (pos, field)
+                if prev is not None and len(prev[1]) == n:  # the usual case: one XOR finds both ends
+                    x = from_bytes(field, "big") ^ from_bytes(prev[1], "big")
+                    pre = n - ((x.bit_length() + 7) >> 3)  # at least 2: 0x0a and the length agree
+                    suf = ((x & -x).bit_length() - 1) >> 3
+                    offset = pos - prev[0]
+                    if offset == coff:
+                        clen += pre
+                    else:
+                        if clen:
+                            out += _copy(coff, clen)
+                        elif lit:
+                            out += literal_tag(sum(map(len, lit)))
+                            out += b"".join(lit)
+                            lit.clear()
+                        coff, clen = offset, pre
+                    if clen > 3:
+                        out += _copy(coff, clen)
+                    else:  # too short for a copy
+                        lit.append(field[:pre])
+                    lit.append(field[pre : n - suf])
+                    if suf > 3:
+                        out += literal_tag(sum(map(len, lit)))
+                        out += b"".join(lit)
+                        lit.clear()
+                        coff, clen = offset, suf
+                    else:
+                        if suf:
+                            lit.append(field[n - suf :])
+                        coff, clen = -1, 0
+                    pos += n
+                    continue
+                if prev is not None:
+                    s.pos, s.coff, s.clen = pos, coff, clen
+                    s.like(field, *prev)
+                    pos, coff, clen = s.pos, s.coff, s.clen
+                    continue
+            if clen:
+                out += _copy(coff, clen)
+                coff, clen = -1, 0
+            lit.append(field)
+            pos += n
 
-        if uniform is None:
-            s.pieces(samples[2 * sample : 2 * (sample + count)])  # type: ignore[arg-type]
-        elif count:
-            _sample_run(s, uniform, runs, sample, count, body)
+        if count and width > 2:  # the records: as an earlier series' with the same timestamps?
+            key = uniform.stamps[sample * width : (sample + count) * width]  # type: ignore[union-attr]
+            seen = runs.get(key)
+            runs[key] = pos
+            if seen is not None:
+                offset = pos - seen
+                if clen:
+                    out += _copy(coff, clen)
+                lit.append(body[:11])  # 0x12 len 0x09 and the first value
+                out += literal_tag(sum(map(len, lit)))
+                out += b"".join(lit)
+                lit.clear()
+                if count > 1:
+                    out += _run_middle(offset, uniform, sample, count)  # type: ignore[arg-type]
+                coff, clen = offset, width + 1  # the last timestamp field
+                pos += count * size
+                body = b""
+        if body:
+            s.pos, s.coff, s.clen = pos, coff, clen
+            if uniform is not None:
+                s.pieces([piece for j in range(0, len(body), size) for piece in (body[j : j + 11], body[j + 11 : j + size])])
+            else:
+                s.pieces(samples[2 * sample : 2 * (sample + count)])  # type: ignore[arg-type]
+            pos, coff, clen = s.pos, s.coff, s.clen
         sample += count
-        start = end
         if extra:
+            s.pos, s.coff, s.clen = pos, coff, clen
             s.pieces((extra,))
+            pos, coff, clen = s.pos, s.coff, s.clen
+    s.pos, s.coff, s.clen = pos, coff, clen
     if metadata:
         s.pieces((bytes(metadata),))
     s.flush()
@@ -214,26 +295,38 @@ def compress_request(
     return varint(s.pos) + bytes(out)
 
 
-def _sample_run(s: _Stream, uniform: UniformSamples, runs: Dict[bytes, int], first: int, count: int, body: bytes) -> None:
-    """One series' records: copies of an earlier series' with the same timestamps, else pieces."""
-    width = uniform.width
-    key = uniform.stamps[first * width : (first + count) * width]
-    seen = runs.get(key)
-    runs[key] = s.pos
-    size = uniform.size
-    if seen is None or width < 3:
-        s.pieces([piece for j in range(0, len(body), size) for piece in (body[j : j + 11], body[j + 11 : j + size])])
-        return
-    offset = s.pos - seen
-    s.literal(body[:11])  # 0x12 len 0x09 and the first value
-    if count > 1:
-        ops = copy_ops(offset, width + 4)  # 0x10 <timestamp> 0x12 len 0x09
-        unit = len(ops) + 9
-        middle = bytearray((ops + _VALUE_TAG + bytes(8)) * (count - 1))
-        values = uniform.doubles[(first + 1) * 8 : (first + count) * 8]
-        for k in range(8):
-            middle[len(ops) + 1 + k :: unit] = values[k::8]
-        s.flush()
-        s.out += middle
-        s.pos += (count - 1) * size
-    s.copy(offset, body[-1 - width :])  # the last timestamp field
+def _label_sets(label_text: bytes, label_lengths: Sequence[int]) -> List[Sequence[bytes]]:
+    """Each series' label fields: `LabelText.sets`, or label_text cut at each ``0x0a len``
+    (where it is not a field as encode_labels writes them, any cut gives the same bytes)."""
+    if getattr(label_text, "lengths", None) == list(label_lengths):
+        return label_text.sets  # type: ignore[attr-defined, no-any-return]
+    out = []
+    start = 0
+    for length in label_lengths:
+        end = start + length
+        fields = []
+        p = start
+        while p < end:
+            if p + 2 < end and label_text[p + 1] < 0x80:
+                q = min(p + 2 + label_text[p + 1], end)
+            elif p + 3 < end:
+                q = min(p + 3 + (label_text[p + 1] & 0x7F | label_text[p + 2] << 7), end)
+            else:
+                q = end
+            fields.append(label_text[p:q])
+            p = q
+        out.append(fields)
+        start = end
+    return out
+
+
+def _run_middle(offset: int, uniform: UniformSamples, first: int, count: int) -> bytearray:
+    """Samples 2.. of a series whose timestamps stand `offset` back: per sample a copy of
+    ``0x10 <timestamp> 0x12 len 0x09`` and the value as an 8-byte literal, built column by column."""
+    ops = _copy(offset, uniform.width + 4)
+    unit = len(ops) + 9
+    middle = bytearray((ops + _VALUE_TAG + bytes(8)) * (count - 1))
+    values = uniform.doubles[(first + 1) * 8 : (first + count) * 8]
+    for k in range(8):
+        middle[len(ops) + 1 + k :: unit] = values[k::8]
+    return middle
