@@ -215,28 +215,24 @@ def encode_request(
         raise ValueError("label_lengths must cover label_text, one length per series")
     if sum(counts) > min(len(values), len(timestamps)):
         raise ValueError("the sample counts add up to more values or timestamps than given")
+    if extras is not None and len(extras) != len(label_lengths):
+        raise ValueError("extras need one entry per series")
     if not isinstance(label_text, bytes):  # (a LabelText is one)
         label_text = bytes(label_text)
     samples = _uniform_samples(counts, values, timestamps)
     if samples is None:
-        pieces = _sample_pieces(counts, values, timestamps)
-        if compress:
-            return _pystream.compress_request(label_text, label_lengths, counts, pieces, extras, metadata)
-        records = [b"".join(pieces[2 * j : 2 * j + 2]) for j in range(len(pieces) // 2)]
-        size = 0
-    elif compress:
-        return _pystream.compress_request(label_text, label_lengths, counts, samples, extras, metadata)
-    else:
-        records, size = samples.records, samples.size  # type: ignore[assignment]
+        samples = _sample_fields(counts, values, timestamps)  # type: ignore[assignment]
+    if compress:
+        return _pystream.compress_request(label_text, label_lengths, counts, samples, extras, metadata)  # type: ignore[arg-type]
     parts = []
     start = sample = 0
     for index, length in enumerate(label_lengths):
-        count = counts[index] if counts[index] > 0 else 0  # a negative count takes none
-        if size:
-            body = records[sample * size : (sample + count) * size]
+        if type(samples) is UniformSamples:
+            count = counts[index] if counts[index] > 0 else 0
+            body = samples.records[sample * samples.size : (sample + count) * samples.size]
+            sample += count
         else:
-            body = b"".join(records[sample : sample + count])
-        sample += count
+            body = b"".join(samples[index])  # type: ignore[index]
         extra = extras[index] if extras is not None else b""
         parts += (b"\x0a" + varint(length + len(body) + len(extra)), label_text[start : start + length], body, extra)
         start += length
@@ -248,7 +244,7 @@ def _uniform_samples(counts: Sequence[int], values: Sequence[float], timestamps:
     """All samples as equal-size records, built by whole-column copies; None unless every value
     has nonzero bits and every timestamp is positive and of one varint width (then the pieces do it).
 
-    Raises SeriesError for timestamps that do not increase within a series, as `_sample_pieces` would.
+    Raises SeriesError for timestamps that do not increase within a series, as `_sample_fields` would.
     """
     total = sum(counts)
     if not total or min(counts) < 0 or not (_is_array(values, "d") and _is_array(timestamps, "q")):
@@ -283,14 +279,15 @@ def _is_array(column: Sequence, typecode: str) -> bool:
     return type(column) is array and column.typecode == typecode  # type: ignore[attr-defined]
 
 
-def _sample_pieces(counts: Sequence[int], values: Sequence[float], timestamps: Sequence[int]) -> List[bytes]:
-    """Per sample two pieces that join to its Sample field: ``0x12 len`` with the value
-    field, then the timestamp field (zeros left out). SeriesError if timestamps do not increase."""
+def _sample_fields(counts: Sequence[int], values: Sequence[float], timestamps: Sequence[int]) -> List[List[bytes]]:
+    """Per series its Sample fields (zero value and timestamp left out); SeriesError if
+    timestamps do not increase."""
     pack = _DOUBLE.pack
-    pieces = []
+    out = []
     pos = 0
     for index, count in enumerate(counts):
         prev = None
+        fields = []
         for j in range(pos, pos + count):
             ts = timestamps[j]
             if prev is not None and ts <= prev:
@@ -299,9 +296,10 @@ def _sample_pieces(counts: Sequence[int], values: Sequence[float], timestamps: S
             packed = pack(values[j])
             value = b"\x09" + packed if packed != _ZERO8 else b""
             stamp = b"\x10" + varint(ts) if ts else b""
-            pieces += (b"\x12" + _SMALL[len(value) + len(stamp)] + value, stamp)
+            fields.append(b"\x12" + _SMALL[len(value) + len(stamp)] + value + stamp)
+        out.append(fields)
         pos += count
-    return pieces
+    return out
 
 
 # --- remote write 2.0 (io.prometheus.write.v2.Request) ----------------------

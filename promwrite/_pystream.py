@@ -23,12 +23,13 @@ is about as small as Google's (tests/test_snappy_stream.py bounds it).
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Optional, Sequence, Tuple
+from itertools import repeat
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ._pysnappy import MAX_INPUT, MESSAGES, copy_ops, literal_tag, varint
 from .errors import SnappyError
 
-__all__ = ["LabelText", "UniformSamples", "compress_request"]
+__all__ = ["LabelText", "UniformSamples", "compress_request", "sample_pieces"]
 
 _VALUE_TAG = literal_tag(8)
 _COPY1 = struct.Struct("<BB").pack
@@ -157,8 +158,7 @@ def compress_request(
     """The snappy block of a WriteRequest given as encode_request's parts: series i is
     ``0x0a len``, its label fields, its samples, extras[i]; then `metadata`.
 
-    `samples` is a `UniformSamples`, or per sample two pieces (``0x12 len`` and
-    the value field; the timestamp field) that join to the sample records.
+    `samples` is a `UniformSamples`, or per series its Sample fields.
     """
     # The label fields are the hot loop: the stream's state is in locals there
     # (CPython is fastest on those) and synced around the `_Stream` methods.
@@ -171,20 +171,25 @@ def compress_request(
     sets = _label_sets(label_text, label_lengths)
     uniform = samples if type(samples) is UniformSamples else None
     runs: Dict[bytes, int] = {}  # a series' timestamp varints -> where its records began
+    seen_ends: Set[bytes] = set()  # the first and last timestamp fields of each series
     width = uniform.width if uniform is not None else 0
     size = uniform.size if uniform is not None else 0
     pos, coff, clen = 0, -1, 0
     sample = 0
-    for index, fields in enumerate(sets):
-        count = counts[index] if counts[index] > 0 else 0  # a negative count takes none
+    headers: Dict[int, bytes] = {}  # series length -> 0x0a <length>
+    for index, (fields, count, length, extra) in enumerate(zip(sets, counts, label_lengths, extras if extras is not None else repeat(b""))):
+        if count < 0:  # a negative count takes no samples
+            count = 0
         if uniform is not None:
             body = uniform.records[sample * size : (sample + count) * size]
         else:
-            body = b"".join(samples[2 * sample : 2 * (sample + count)])  # type: ignore[index]
-        extra = extras[index] if extras is not None else b""
+            body = b"".join(samples[index])  # type: ignore[index]
         if type(extra) is not bytes:
             extra = bytes(extra)
-        header = b"\x0a" + varint(label_lengths[index] + len(body) + len(extra))
+        length += len(body) + len(extra)
+        header = headers.get(length)
+        if header is None:
+            header = headers[length] = b"\x0a" + varint(length)
         if clen:
             out += _copy(coff, clen)
             coff, clen = -1, 0
@@ -202,7 +207,7 @@ def compress_request(
                     continue
                 if n > 3:
                     if clen:
-                        out += _copy(coff, clen)
+                        out += _COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else _copy(coff, clen)
                     elif lit:
                         out += literal_tag(sum(map(len, lit)))
                         out += b"".join(lit)
@@ -261,7 +266,7 @@ def compress_request(
             key = uniform.stamps[sample * width : (sample + count) * width]  # type: ignore[union-attr]
             seen = runs.get(key)
             runs[key] = pos
-            if seen is not None:
+            if seen is not None and uniform.doubles[sample * 8 : (sample + count) * 8 : 8].count(0) * 4 <= count:  # type: ignore[union-attr]
                 offset = pos - seen
                 if clen:
                     out += _copy(coff, clen)
@@ -277,9 +282,12 @@ def compress_request(
         if body:
             s.pos, s.coff, s.clen = pos, coff, clen
             if uniform is not None:
-                s.pieces([piece for j in range(0, len(body), size) for piece in (body[j : j + 11], body[j + 11 : j + size])])
+                series = [body[j : j + size] for j in range(0, len(body), size)]
             else:
-                s.pieces(samples[2 * sample : 2 * (sample + count)])  # type: ignore[arg-type]
+                series = samples[index]  # type: ignore[index]
+            ends = _stamp_field(series[0]) + _stamp_field(series[-1])
+            s.pieces(sample_pieces(body, series, ends in seen_ends))
+            seen_ends.add(ends)
             pos, coff, clen = s.pos, s.coff, s.clen
         sample += count
         if extra:
@@ -318,6 +326,38 @@ def _label_sets(label_text: bytes, label_lengths: Sequence[int]) -> List[Sequenc
         out.append(fields)
         start = end
     return out
+
+
+def _stamp_field(field: bytes) -> bytes:
+    """The timestamp field of a Sample field (empty for timestamp 0)."""
+    return field[11:] if field[2:3] == b"\x09" else field[2:]
+
+
+def sample_pieces(body: bytes, fields: Sequence[bytes], shared: bool) -> List[bytes]:
+    """A series' Sample `fields` (joined: `body`) cut where repeats begin and end.
+
+    With `shared` timestamps (an earlier series began and ended at the same times): before
+    each timestamp field, which with the next field's tag, length and the value's
+    low zero bytes recurs in series sampled at the same times, and after those
+    zero bytes. Else each field in two: up to the value (repeated values recur),
+    the timestamp field.
+    """
+    pieces = []
+    if not shared:
+        for field in fields:
+            cut = 11 if field[2:3] == b"\x09" else 2
+            pieces += (field[:cut], field[cut:])
+        return pieces
+    start = p = 0
+    for field in fields:
+        if field[2:3] == b"\x09":  # a value: cut after its low zero bytes
+            low = int.from_bytes(field[3:11], "little")
+            cut = p + 3 + (((low & -low).bit_length() - 1) >> 3 if low else 8)
+            pieces += (body[start:cut], body[cut : p + 11])
+            start = p + 11
+        p += len(field)
+    pieces.append(body[start:])
+    return pieces
 
 
 def _run_middle(offset: int, uniform: UniformSamples, first: int, count: int) -> bytearray:

@@ -304,7 +304,7 @@ def test_valid_label_sets_identical(sets: List[List[Tuple[str, str]]]) -> None:
     outcome = _same_labels(*_flat(sets))
     assert outcome[0] == "ok", outcome
     text, lengths = outcome[1]
-    assert type(text) is bytes and isinstance(lengths, array) and lengths.typecode == "q"
+    assert isinstance(text, bytes) and isinstance(lengths, array) and lengths.typecode == "q"  # (Python's: a LabelText)
     assert len(lengths) == len(sets)
     # each set's length cuts out exactly what that set encodes to on its own
     assert _cut(text, lengths) == [_pyproto.encode_labels(*_flat([pairs]))[0] for pairs in sets]
