@@ -334,28 +334,28 @@ def _stamp_field(field: bytes) -> bytes:
 
 
 def sample_pieces(body: bytes, fields: Sequence[bytes], shared: bool) -> List[bytes]:
-    """A series' Sample `fields` (joined: `body`) cut where repeats begin and end.
-
-    With `shared` timestamps (an earlier series began and ended at the same times): before
-    each timestamp field, which with the next field's tag, length and the value's
-    low zero bytes recurs in series sampled at the same times, and after those
-    zero bytes. Else each field in two: up to the value (repeated values recur),
-    the timestamp field.
-    """
+    """A series' Sample `fields` (joined: `body`) cut where repeats begin and end:
+    around each value's bytes past its low zero bytes (the tag, length and zero bytes
+    recur with the timestamp field before them; a value of 3 such bytes or fewer, a
+    small number, stays with them) and, unless the timestamps are
+    `shared` (an earlier series began and ended at the same times, so whole
+    timestamp fields recur), before each timestamp's top 3 bytes (which recur
+    from sample to sample)."""
     pieces = []
-    if not shared:
-        for field in fields:
-            cut = 11 if field[2:3] == b"\x09" else 2
-            pieces += (field[:cut], field[cut:])
-        return pieces
     start = p = 0
     for field in fields:
-        if field[2:3] == b"\x09":  # a value: cut after its low zero bytes
+        if field[2:3] == b"\x09":  # a value: cut after its low zero bytes (unless few are left) and after it
             low = int.from_bytes(field[3:11], "little")
             cut = p + 3 + (((low & -low).bit_length() - 1) >> 3 if low else 8)
-            pieces += (body[start:cut], body[cut : p + 11])
+            if cut < p + 8:
+                pieces.append(body[start:cut])
+                start = cut
+            pieces.append(body[start : p + 11])
             start = p + 11
         p += len(field)
+        if not shared and p - start > 4:
+            pieces.append(body[start : p - 3])
+            start = p - 3
     pieces.append(body[start:])
     return pieces
 
