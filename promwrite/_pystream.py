@@ -80,7 +80,7 @@ class _Stream:
     def __init__(self) -> None:
         self.out = bytearray()  # elements written
         self.pos = 0  # uncompressed bytes so far
-        self.lit: List[bytes] = []  # pending literal
+        self.lit = bytearray()  # pending literal
         self.coff = -1  # pending copy's offset; -1, which no offset equals, when none
         self.clen = 0  # pending copy's length; 0: none
         self.last: Dict[bytes, int] = {}  # piece -> where it last began
@@ -91,16 +91,15 @@ class _Stream:
             self.out += _copy(self.coff, self.clen)
             self.coff, self.clen = -1, 0
         elif self.lit:
-            data = b"".join(self.lit)
-            self.out += literal_tag(len(data))
-            self.out += data
+            self.out += literal_tag(len(self.lit))
+            self.out += self.lit
             self.lit.clear()
 
     def literal(self, data: bytes) -> None:
         if data:
             if self.clen:
                 self.flush()
-            self.lit.append(data)
+            self.lit += data
             self.pos += len(data)
 
     def copy(self, offset: int, data: bytes) -> None:
@@ -193,7 +192,7 @@ def compress_request(
         if clen:
             out += _copy(coff, clen)
             coff, clen = -1, 0
-        lit.append(header)
+        lit += header
         pos += len(header)
 
         for field in fields:
@@ -209,8 +208,8 @@ def compress_request(
                     if clen:
                         out += _COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else _copy(coff, clen)
                     elif lit:
-                        out += literal_tag(sum(map(len, lit)))
-                        out += b"".join(lit)
+                        out += literal_tag(len(lit))
+                        out += lit
                         lit.clear()
                     coff, clen = pos - seen, n
                     pos += n
@@ -231,23 +230,23 @@ def compress_request(
                         if clen:
                             out += _copy(coff, clen)
                         elif lit:
-                            out += literal_tag(sum(map(len, lit)))
-                            out += b"".join(lit)
+                            out += literal_tag(len(lit))
+                            out += lit
                             lit.clear()
                         coff, clen = offset, pre
                     if clen > 3:
                         out += _copy(coff, clen)
                     else:  # too short for a copy
-                        lit.append(field[:pre])
-                    lit.append(field[pre : n - suf])
+                        lit += field[:pre]
+                    lit += field[pre : n - suf]
                     if suf > 3:
-                        out += literal_tag(sum(map(len, lit)))
-                        out += b"".join(lit)
+                        out += literal_tag(len(lit))
+                        out += lit
                         lit.clear()
                         coff, clen = offset, suf
                     else:
                         if suf:
-                            lit.append(field[n - suf :])
+                            lit += field[n - suf :]
                         coff, clen = -1, 0
                     pos += n
                     continue
@@ -259,20 +258,20 @@ def compress_request(
             if clen:
                 out += _copy(coff, clen)
                 coff, clen = -1, 0
-            lit.append(field)
+            lit += field
             pos += n
 
         if count and width > 2:  # the records: as an earlier series' with the same timestamps?
             key = uniform.stamps[sample * width : (sample + count) * width]  # type: ignore[union-attr]
             seen = runs.get(key)
             runs[key] = pos
-            if seen is not None and uniform.doubles[sample * 8 : (sample + count) * 8 : 8].count(0) * 4 <= count:  # type: ignore[union-attr]
+            if seen is not None and (count < 4 or uniform.doubles[sample * 8 : (sample + count) * 8 : 8].count(0) * 4 <= count):  # type: ignore[union-attr]
                 offset = pos - seen
                 if clen:
                     out += _copy(coff, clen)
-                lit.append(body[:11])  # 0x12 len 0x09 and the first value
-                out += literal_tag(sum(map(len, lit)))
-                out += b"".join(lit)
+                lit += body[:11]  # 0x12 len 0x09 and the first value
+                out += literal_tag(len(lit))
+                out += lit
                 lit.clear()
                 if count > 1:
                     out += _run_middle(offset, uniform, sample, count)  # type: ignore[arg-type]
