@@ -64,7 +64,8 @@ class UniformSamples:
 
 
 def _copy(offset: int, length: int) -> bytes:
-    """The copy elements of `length` bytes from `offset` back (the usual ones without a loop)."""
+    """The copy elements of `length` bytes from `offset` back (the usual ones without a loop;
+    the hot paths inline the copy-2 of 12..64 bytes: ``_COPY2(length * 4 - 2, offset)``)."""
     if length < 12 and offset < 2048:
         return _COPY1(offset >> 8 << 5 | length - 4 << 2 | 1, offset & 0xFF)
     if length < 65 and offset < 0x10000:
@@ -190,7 +191,7 @@ def compress_request(
         if header is None:
             header = headers[length] = b"\x0a" + varint(length)
         if clen:
-            out += _copy(coff, clen)
+            out += _COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else _copy(coff, clen)
             coff, clen = -1, 0
         lit += header
         pos += len(header)
@@ -228,14 +229,14 @@ def compress_request(
                         clen += pre
                     else:
                         if clen:
-                            out += _copy(coff, clen)
+                            out += _COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else _copy(coff, clen)
                         elif lit:
                             out += literal_tag(len(lit))
                             out += lit
                             lit.clear()
                         coff, clen = offset, pre
                     if clen > 3:
-                        out += _copy(coff, clen)
+                        out += _COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else _copy(coff, clen)
                     else:  # too short for a copy
                         lit += field[:pre]
                     lit += field[pre : n - suf]
@@ -268,7 +269,7 @@ def compress_request(
             if seen is not None and (count < 4 or uniform.doubles[sample * 8 : (sample + count) * 8 : 8].count(0) * 4 <= count):  # type: ignore[union-attr]
                 offset = pos - seen
                 if clen:
-                    out += _copy(coff, clen)
+                    out += _COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else _copy(coff, clen)
                 lit += body[:11]  # 0x12 len 0x09 and the first value
                 out += literal_tag(len(lit))
                 out += lit
