@@ -10,15 +10,14 @@ words its errors by calling `encode_labels` here.
 from __future__ import annotations
 
 import struct
-import sys
 from array import array
-from bisect import bisect_right
-from itertools import accumulate, chain, compress as select, islice
-from operator import ge, itemgetter
+from itertools import chain
+from operator import itemgetter
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _pydecode, _pysnappy, _pystream, names as _names
-from ._pystream import LabelText, UniformSamples
+from ._pysamples import UniformSamples, sample_fields, uniform_samples
+from ._pystream import LabelText
 from ._pysnappy import SMALL_VARINTS as _SMALL, varint
 from .errors import SeriesError
 
@@ -219,9 +218,9 @@ def encode_request(
         raise ValueError("extras need one entry per series")
     if not isinstance(label_text, bytes):  # (a LabelText is one)
         label_text = bytes(label_text)
-    samples = _uniform_samples(counts, values, timestamps)
+    samples = uniform_samples(counts, values, timestamps)
     if samples is None:
-        samples = _sample_fields(counts, values, timestamps)  # type: ignore[assignment]
+        samples = sample_fields(counts, values, timestamps)  # type: ignore[assignment]
     if compress:
         return _pystream.compress_request(label_text, label_lengths, counts, samples, extras, metadata)  # type: ignore[arg-type]
     parts = []
@@ -238,68 +237,6 @@ def encode_request(
         start += length
     parts.append(metadata)
     return b"".join(parts)
-
-
-def _uniform_samples(counts: Sequence[int], values: Sequence[float], timestamps: Sequence[int]) -> Optional[UniformSamples]:
-    """All samples as equal-size records, built by whole-column copies; None unless every value
-    has nonzero bits and every timestamp is positive and of one varint width (then the pieces do it).
-
-    Raises SeriesError for timestamps that do not increase within a series, as `_sample_fields` would.
-    """
-    total = sum(counts)
-    if not total or min(counts) < 0 or not (_is_array(values, "d") and _is_array(timestamps, "q")):
-        return None
-    doubles, stamps = values[:total], timestamps[:total]
-    if 0.0 in doubles:  # also -0.0, whose bits are not zero: the general path keeps it
-        return None
-    low, high = min(stamps), max(stamps)
-    width = (high.bit_length() + 6) // 7
-    if low <= 0 or (low.bit_length() + 6) // 7 != width:
-        return None
-    drops = set(select(range(1, total), map(ge, stamps, islice(stamps, 1, None))))  # j: stamps[j-1] >= stamps[j]
-    starts = list(accumulate(counts, initial=0))
-    if not drops <= set(starts):
-        j = min(drops - set(starts))
-        raise SeriesError(bisect_right(starts, j) - 1, f"sample timestamps must increase: {stamps[j]} comes after {stamps[j - 1]}")
-    if sys.byteorder != "little":
-        doubles.byteswap()
-    raw = doubles.tobytes()
-    varints = {stamp: varint(stamp) for stamp in set(stamps)}
-    stamp_bytes = b"".join(map(varints.__getitem__, stamps))
-    size = 12 + width
-    records = bytearray(bytes((0x12, 10 + width, 0x09)) + _ZERO8 + b"\x10" + bytes(width)) * total
-    for k in range(8):
-        records[3 + k :: size] = raw[k::8]
-    for k in range(width):
-        records[12 + k :: size] = stamp_bytes[k::width]
-    return UniformSamples(bytes(records), stamp_bytes, raw, width)
-
-
-def _is_array(column: Sequence, typecode: str) -> bool:
-    return type(column) is array and column.typecode == typecode  # type: ignore[attr-defined]
-
-
-def _sample_fields(counts: Sequence[int], values: Sequence[float], timestamps: Sequence[int]) -> List[List[bytes]]:
-    """Per series its Sample fields (zero value and timestamp left out); SeriesError if
-    timestamps do not increase."""
-    pack = _DOUBLE.pack
-    out = []
-    pos = 0
-    for index, count in enumerate(counts):
-        prev = None
-        fields = []
-        for j in range(pos, pos + count):
-            ts = timestamps[j]
-            if prev is not None and ts <= prev:
-                raise SeriesError(index, f"sample timestamps must increase: {ts} comes after {prev}")
-            prev = ts
-            packed = pack(values[j])
-            value = b"\x09" + packed if packed != _ZERO8 else b""
-            stamp = b"\x10" + varint(ts) if ts else b""
-            fields.append(b"\x12" + _SMALL[len(value) + len(stamp)] + value + stamp)
-        out.append(fields)
-        pos += count
-    return out
 
 
 # --- remote write 2.0 (io.prometheus.write.v2.Request) ----------------------

@@ -26,10 +26,11 @@ import struct
 from itertools import repeat
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from ._pysamples import UniformSamples
 from ._pysnappy import MAX_INPUT, MESSAGES, copy_ops, literal_tag, varint
 from .errors import SnappyError
 
-__all__ = ["LabelText", "UniformSamples", "compress_request", "sample_pieces"]
+__all__ = ["LabelText", "compress_request", "sample_pieces"]
 
 _VALUE_TAG = literal_tag(8)
 _COPY1 = struct.Struct("<BB").pack
@@ -47,20 +48,6 @@ class LabelText(bytes):
         self.sets = sets
         self.lengths = list(map(len, joined))  # the label_lengths that go with it
         return self
-
-
-class UniformSamples:
-    """Every sample of a request as equal-size records ``0x12 len 0x09 <8> 0x10 <width>``
-    (no zero value, every timestamp a `width`-byte varint), with their columns."""
-
-    __slots__ = ("records", "size", "stamps", "doubles", "width")
-
-    def __init__(self, records: bytes, stamps: bytes, doubles: bytes, width: int) -> None:
-        self.records = records  # the records, one after the other
-        self.size = 12 + width  # bytes per record
-        self.stamps = stamps  # the timestamps' varints, `width` bytes each
-        self.doubles = doubles  # the values' 8 bytes each
-        self.width = width
 
 
 def _copy(offset: int, length: int) -> bytes:
