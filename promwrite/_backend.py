@@ -61,7 +61,9 @@ class Kernels(Protocol):
         is appended verbatim after all series (encoded WriteRequest field 3
         entries). Raises errors.SeriesError(i, problem) when the timestamps of
         series i are not strictly increasing. With `compress` true the result
-        is snappy-compressed (block format) as `compress` below would do it.
+        is a snappy block of those bytes: the C kernel's as `compress` below
+        would make it, the Python kernel's its own stream (`_pystream`), which
+        any snappy decoder reads to the same bytes.
 
     encode_symbols_v2(label_text, label_lengths, strings)
             -> (symbols, refs_text, refs_lengths, string_refs)

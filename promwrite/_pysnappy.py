@@ -3,8 +3,10 @@
 Raw block format (not the framed stream format): a varint of the uncompressed
 length, then literal and copy elements (google/snappy format_description.txt).
 
-THE COMPRESSION ALGORITHM (csrc/snappy.c implements the very same; the two
-must emit identical bytes for every input, which tests/test_snappy.py checks):
+THE COMPRESSION ALGORITHM of `compress` (csrc/snappy.c implements the very
+same; the two must emit identical bytes for every input, which
+tests/test_snappy.py checks; the Python encoder's requests are compressed by
+`_pystream` instead, which emits copies where it knows the repeats are):
 
 * The input is cut into blocks of 65536 bytes, compressed independently: a
   copy never reaches into an earlier block, so offsets are < 65536.
