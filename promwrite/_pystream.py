@@ -49,6 +49,9 @@ class LabelText(bytes):
         self.lengths = list(map(len, joined))  # the label_lengths that go with it
         return self
 
+    def __reduce__(self) -> Tuple[type, Tuple[bytes]]:
+        return bytes, (bytes(self),)  # pickled and copied as the plain bytes
+
 
 def _copy(offset: int, length: int) -> bytes:
     """The copy elements of `length` bytes from `offset` back (the usual ones without a loop;

@@ -16,6 +16,7 @@ encoder writes its own stream, `promwrite._pystream`):
 
 from __future__ import annotations
 
+import pickle
 import random
 from array import array
 from typing import Dict, List, Tuple
@@ -196,3 +197,10 @@ def test_a_series_sampled_as_an_earlier_one_costs_its_values():
     both = _pyproto.encode_request(text, lengths, [100, 100], values, stamps, None, b"", True)
     first = _pyproto.encode_request(text[: lengths[0]], lengths[:1], [100], values[:100], stamps[:100], None, b"", True)
     assert len(both) - len(first) <= 100 * (8 + 1 + 3) + 16
+
+
+def test_label_text_pickles_as_plain_bytes():
+    """A SeriesSet (which keeps its label text) pickles; the kept fields do not travel."""
+    text, _ = _pyproto.encode_labels(["__name__", "job"], ["up", "node"], [2])
+    again = pickle.loads(pickle.dumps(text))
+    assert again == text and type(again) is bytes
