@@ -37,6 +37,7 @@ else; the messages are the same as the C backend's (``MESSAGES``).
 
 from __future__ import annotations
 
+import struct
 from typing import Union
 
 from .errors import SnappyError
@@ -84,6 +85,10 @@ def max_expansion(n: int) -> int:
 # One-byte varints, looked up rather than computed (lengths and small ints).
 SMALL_VARINTS = [bytes([i]) for i in range(128)]
 SMALL_TAGS = [bytes([i << 2]) for i in range(60)]  # literal tags of 1..60 bytes
+# Copy elements: tag and offset. A copy-2 of 1..64 bytes is COPY2(length * 4 - 2, offset).
+COPY1 = struct.Struct("<BB").pack
+COPY2 = struct.Struct("<BH").pack
+COPY4 = struct.Struct("<BI").pack
 _U64_MASK = (1 << 64) - 1
 
 
@@ -115,26 +120,25 @@ def literal_tag(n: int) -> bytes:
 def copy_ops(offset: int, length: int) -> bytes:
     """A copy of `length` bytes from `offset` back, split like the reference:
     64s while >= 68 are left, a 60 if over 64, then the rest; each piece a
-    copy-1 when under 12 bytes and under 2048 back, else a copy-2 (a copy-4 past 65535)."""
+    copy-1 when 4-11 bytes and under 2048 back, else a copy-2 (a copy-4 past 65535)."""
+    if length < 65 and offset < 0x10000:  # one element, the usual case
+        if 3 < length < 12 and offset < 2048:
+            return COPY1(offset >> 8 << 5 | length - 4 << 2 | 1, offset & 0xFF)
+        return COPY2(length * 4 - 2, offset)
     if offset > 0xFFFF:
-        head = bytes((63 << 2 | 3,)) + offset.to_bytes(4, "little")
         ops = b""
         while length > 64:
-            ops += head
+            ops += COPY4(0xFF, offset)
             length -= 64
-        return ops + bytes(((length - 1) << 2 | 3,)) + offset.to_bytes(4, "little")
-    low, high = offset & 0xFF, offset >> 8
+        return ops + COPY4((length - 1) << 2 | 3, offset)
     ops = b""
+    while length >= 68:
+        ops += COPY2(0xFE, offset)
+        length -= 64
     if length > 64:
-        while length >= 68:
-            ops += bytes((0xFE, low, high))
-            length -= 64
-        if length > 64:
-            ops += bytes((0xEE, low, high))
-            length -= 60
-    if length < 12 and offset < 2048 and length >= 4:
-        return ops + bytes((high << 5 | (length - 4) << 2 | 1, low))
-    return ops + bytes(((length - 1) << 2 | 2, low, high))
+        ops += COPY2(0xEE, offset)
+        length -= 60
+    return ops + copy_ops(offset, length)
 
 
 def compress(data: Buffer) -> bytes:
@@ -153,7 +157,7 @@ def _compress_block(src: bytes, start: int, end: int, out: bytearray) -> None:
     # Everything is inlined in one loop: locals are what CPython does fastest.
     table: dict = {}
     get = table.get
-    append = out.append
+    tags = SMALL_TAGS
     from_bytes = int.from_bytes
     ip = next_emit = start
     last = end - 4  # last position with 4 bytes left in the block
@@ -168,7 +172,7 @@ def _compress_block(src: bytes, start: int, end: int, out: bytearray) -> None:
             continue
 
         if ip > next_emit:  # the literal [next_emit, ip)
-            out += literal_tag(ip - next_emit)
+            out += tags[ip - next_emit - 1] if ip - next_emit <= 60 else literal_tag(ip - next_emit)
             out += src[next_emit:ip]
 
         # Extend the 4-byte match: compare a 64-byte window (then doubling
@@ -196,7 +200,11 @@ def _compress_block(src: bytes, start: int, end: int, out: bytearray) -> None:
                 length = stop
                 width <<= 1
 
-        out += copy_ops(ip - cand, length)
+        offset = ip - cand  # copy_ops, its one-element cases inlined
+        if length < 12 and offset < 2048:
+            out += COPY1(offset >> 8 << 5 | length - 4 << 2 | 1, offset & 0xFF)
+        else:
+            out += COPY2(length * 4 - 2, offset) if length < 65 else copy_ops(offset, length)
         ip += length
         next_emit = ip
         skip = 32

@@ -22,19 +22,16 @@ is about as small as Google's (tests/test_snappy_stream.py bounds it).
 
 from __future__ import annotations
 
-import struct
 from itertools import repeat
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ._pysamples import UniformSamples
-from ._pysnappy import MAX_INPUT, MESSAGES, copy_ops, literal_tag, varint
+from ._pysnappy import COPY2, MAX_INPUT, MESSAGES, copy_ops, literal_tag, varint
 from .errors import SnappyError
 
 __all__ = ["LabelText", "compress_request", "sample_pieces"]
 
 _VALUE_TAG = literal_tag(8)
-_COPY1 = struct.Struct("<BB").pack
-_COPY2 = struct.Struct("<BH").pack
 
 
 class LabelText(bytes):
@@ -53,16 +50,6 @@ class LabelText(bytes):
         return bytes, (bytes(self),)  # pickled and copied as the plain bytes
 
 
-def _copy(offset: int, length: int) -> bytes:
-    """The copy elements of `length` bytes from `offset` back (the usual ones without a loop;
-    the hot paths inline the copy-2 of 12..64 bytes: ``_COPY2(length * 4 - 2, offset)``)."""
-    if length < 12 and offset < 2048:
-        return _COPY1(offset >> 8 << 5 | length - 4 << 2 | 1, offset & 0xFF)
-    if length < 65 and offset < 0x10000:
-        return _COPY2(length * 4 - 2, offset)
-    return copy_ops(offset, length)
-
-
 class _Stream:
     """A snappy block being written; at most one of a literal and a copy is pending."""
 
@@ -79,7 +66,7 @@ class _Stream:
     def flush(self) -> None:
         """Writes what is pending."""
         if self.clen:
-            self.out += _copy(self.coff, self.clen)
+            self.out += copy_ops(self.coff, self.clen)
             self.coff, self.clen = -1, 0
         elif self.lit:
             self.out += literal_tag(len(self.lit))
@@ -181,7 +168,7 @@ def compress_request(
         if header is None:
             header = headers[length] = b"\x0a" + varint(length)
         if clen:
-            out += _COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else _copy(coff, clen)
+            out += COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else copy_ops(coff, clen)
             coff, clen = -1, 0
         lit += header
         pos += len(header)
@@ -197,7 +184,7 @@ def compress_request(
                     continue
                 if n > 3:
                     if clen:
-                        out += _COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else _copy(coff, clen)
+                        out += COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else copy_ops(coff, clen)
                     elif lit:
                         out += literal_tag(len(lit))
                         out += lit
@@ -219,14 +206,14 @@ def compress_request(
                         clen += pre
                     else:
                         if clen:
-                            out += _COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else _copy(coff, clen)
+                            out += COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else copy_ops(coff, clen)
                         elif lit:
                             out += literal_tag(len(lit))
                             out += lit
                             lit.clear()
                         coff, clen = offset, pre
                     if clen > 3:
-                        out += _COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else _copy(coff, clen)
+                        out += COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else copy_ops(coff, clen)
                     else:  # too short for a copy
                         lit += field[:pre]
                     lit += field[pre : n - suf]
@@ -247,7 +234,7 @@ def compress_request(
                     pos, coff, clen = s.pos, s.coff, s.clen
                     continue
             if clen:
-                out += _copy(coff, clen)
+                out += copy_ops(coff, clen)
                 coff, clen = -1, 0
             lit += field
             pos += n
@@ -259,7 +246,7 @@ def compress_request(
             if seen is not None and (count < 4 or uniform.doubles[sample * 8 : (sample + count) * 8 : 8].count(0) * 4 <= count):  # type: ignore[union-attr]
                 offset = pos - seen
                 if clen:
-                    out += _COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else _copy(coff, clen)
+                    out += COPY2(clen * 4 - 2, coff) if 11 < clen < 65 and coff < 0x10000 else copy_ops(coff, clen)
                 lit += body[:11]  # 0x12 len 0x09 and the first value
                 out += literal_tag(len(lit))
                 out += lit
@@ -353,7 +340,7 @@ def sample_pieces(body: bytes, fields: Sequence[bytes], shared: bool) -> List[by
 def _run_middle(offset: int, uniform: UniformSamples, first: int, count: int) -> bytearray:
     """Samples 2.. of a series whose timestamps stand `offset` back: per sample a copy of
     ``0x10 <timestamp> 0x12 len 0x09`` and the value as an 8-byte literal, built column by column."""
-    ops = _copy(offset, uniform.width + 4)
+    ops = copy_ops(offset, uniform.width + 4)
     unit = len(ops) + 9
     middle = bytearray((ops + _VALUE_TAG + bytes(8)) * (count - 1))
     values = uniform.doubles[(first + 1) * 8 : (first + count) * 8]
