@@ -105,13 +105,11 @@ class _Stream:
                 self.copy(self.pos - seen, piece)
 
     def like(self, field: bytes, where: int, other: bytes) -> None:
-        """A new label field given its name's last new one, `other` at `where`: copies of
-        the common prefix and suffix (past the length bytes, which differ if the lengths do)."""
+        """A new label field given its name's last new one of another length, `other` at
+        `where`: its length bytes, then copies of the common prefix and suffix of the rest."""
         pos = self.pos
         n, m = len(field), len(other)
         head, skip = (2 if field[1] < 0x80 else 3), (2 if other[1] < 0x80 else 3)
-        if n == m and head == skip:
-            head = skip = 0
         a, b = field[head:], other[skip:]
         k = min(len(a), len(b))
         x = int.from_bytes(a[:k], "big") ^ int.from_bytes(b[:k], "big")
