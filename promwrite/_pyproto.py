@@ -111,9 +111,22 @@ def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[
         fields: Dict[Tuple[str, str], Optional[bytes]] = dict.fromkeys(zip(names, values))
     except TypeError:  # an unhashable name or value: each set checked in full, the first bad one raising
         fields, keys = {}, [None] * len(names)
-    heads: Dict[str, Optional[bytes]] = {}
-    for pair in fields:
-        fields[pair] = _label_field(pair, legacy, heads)
+    heads: Dict[str, Optional[bytes]] = {}  # each name's encoded start (0x0a len name 0x12), None if invalid
+    for pair in fields:  # each label's field, None if it is invalid on its own
+        name, value = pair
+        head = heads.get(name, _UNSEEN) if type(name) is str else None
+        if head is _UNSEEN:
+            head = heads[name] = _label_head(name, legacy)
+        if head is None or type(value) is not str or not value or (legacy and name == "__name__" and not _METRIC_NAME(value)):
+            continue
+        try:
+            text = value.encode("utf-8")
+        except UnicodeEncodeError:
+            continue
+        size = len(text)
+        body = head + (_SMALL[size] if size < 0x80 else varint(size)) + text
+        size = len(body)
+        fields[pair] = (_FIELD_HEADS[size] if size < 0x80 else b"\x0a" + varint(size)) + body
     flat = list(map(fields.__getitem__, zip(names, values))) if fields else [None] * len(names)
     orders: Dict[tuple, Optional[Callable[[List[Optional[bytes]]], Sequence[bytes]]]] = {}
     sets: List[Sequence[bytes]] = []
@@ -142,28 +155,6 @@ def _sorter(names: tuple) -> Optional[Callable[[List[Optional[bytes]]], Sequence
     if len(names) == 1:
         return tuple
     return itemgetter(*sorted(range(len(names)), key=names.__getitem__))
-
-
-def _label_field(pair: Tuple[str, str], legacy: bool, heads: Dict[str, Optional[bytes]]) -> Optional[bytes]:
-    """The encoded Label field of one (name, value); None if it is invalid on its own.
-
-    `heads` keeps each name's encoded start (``0x0a len name 0x12``), None for a bad name."""
-    name, value = pair
-    head = heads.get(name, _UNSEEN) if type(name) is str else None
-    if head is _UNSEEN:
-        head = heads[name] = _label_head(name, legacy)
-    if head is None or type(value) is not str or not value:
-        return None
-    if legacy and name == "__name__" and not _METRIC_NAME(value):
-        return None
-    try:
-        text = value.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    size = len(text)
-    body = head + (_SMALL[size] if size < 0x80 else varint(size)) + text
-    size = len(body)
-    return (_FIELD_HEADS[size] if size < 0x80 else b"\x0a" + varint(size)) + body
 
 
 def _label_head(name: str, legacy: bool) -> Optional[bytes]:
