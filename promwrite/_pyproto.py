@@ -129,7 +129,9 @@ def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[
         fields[pair] = (_FIELD_HEADS[size] if size < 0x80 else b"\x0a" + varint(size)) + body
     flat = list(map(fields.__getitem__, zip(names, values))) if fields else [None] * len(names)
     orders: Dict[tuple, Optional[Callable[[List[Optional[bytes]]], Sequence[bytes]]]] = {}
-    sets: List[Sequence[bytes]] = []
+    joined: List[bytes] = []  # each set's fields, joined
+    flat_sorted: List[bytes] = []  # each set's fields in name order, one set after the other
+    n_fields: List[int] = []
     pos = 0
     for index, count in enumerate(counts):
         end = pos + count
@@ -139,11 +141,14 @@ def encode_labels(names: Sequence[str], values: Sequence[str], counts: Sequence[
             order = orders[key] = _sorter(key)
         encoded = flat[pos:end]
         if order is None or None in encoded:
-            sets.append((_encode_label_set(index, list(zip(names[pos:end], values[pos:end])), legacy),))
+            ordered: Sequence[bytes] = (_encode_label_set(index, list(zip(names[pos:end], values[pos:end])), legacy),)
         else:
-            sets.append(order(encoded))  # type: ignore[arg-type]
+            ordered = order(encoded)  # type: ignore[arg-type]
+        joined.append(b"".join(ordered))
+        flat_sorted += ordered
+        n_fields.append(len(ordered))
         pos = end
-    text = LabelText(sets)
+    text = LabelText(joined, flat_sorted, n_fields)
     return text, array("q", text.lengths)
 
 

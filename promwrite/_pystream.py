@@ -35,14 +35,14 @@ _VALUE_TAG = literal_tag(8)
 
 
 class LabelText(bytes):
-    """`_pyproto.encode_labels`' joined label fields, keeping each set's fields
-    (`sets`) so that `compress_request` need not cut the text up again (when
-    it comes with the lengths it was made with)."""
+    """`_pyproto.encode_labels`' joined label fields, keeping the fields (`fields`, all
+    sets' one after the other; `counts` of them per set) so that `compress_request` need
+    not cut the text up again (when it comes with the lengths it was made with)."""
 
-    def __new__(cls, sets: List[Sequence[bytes]]) -> "LabelText":
-        joined = list(map(b"".join, sets))
+    def __new__(cls, joined: List[bytes], fields: List[bytes], counts: List[int]) -> "LabelText":
         self = super().__new__(cls, b"".join(joined))
-        self.sets = sets
+        self.fields = fields
+        self.counts = counts
         self.lengths = list(map(len, joined))  # the label_lengths that go with it
         return self
 
@@ -140,10 +140,12 @@ def compress_request(
     s = _Stream()
     out, lit, last = s.out, s.lit, s.last
     get = last.get
-    similar: Dict[bytes, Tuple[int, bytes]] = {}  # label name part -> (where, field) of its last new field
-    similar_get = similar.get
+    # label name part -> the last new field of that name, and where it began
+    like_field: Dict[bytes, bytes] = {}
+    like_at: Dict[bytes, int] = {}
+    like_get = like_field.get
     from_bytes = int.from_bytes
-    sets = _label_sets(label_text, label_lengths)
+    all_fields, field_counts = _label_fields(label_text, label_lengths)
     uniform = samples if type(samples) is UniformSamples else None
     runs: Dict[bytes, int] = {}  # a series' timestamp varints -> where its records began
     seen_ends: Set[bytes] = set()  # the first and last timestamp fields of each series
@@ -152,7 +154,10 @@ def compress_request(
     pos, coff, clen = 0, -1, 0
     sample = 0
     headers: Dict[int, bytes] = {}  # series length -> 0x0a <length>
-    for index, (fields, count, length, extra) in enumerate(zip(sets, counts, label_lengths, extras if extras is not None else repeat(b""))):
+    first = 0  # the series' first field in all_fields
+    for index, (n_fields, count, length, extra) in enumerate(zip(field_counts, counts, label_lengths, extras if extras is not None else repeat(b""))):
+        fields = all_fields[first : first + n_fields]
+        first += n_fields
         if count < 0:  # a negative count takes no samples
             count = 0
         if uniform is not None:
@@ -193,13 +198,15 @@ def compress_request(
             elif n > 4:  # new: copy what it shares with its name's last new field
                 head = 2 if field[1] < 0x80 else 3
                 key = field[head : head + 2 + field[head + 1]]  # 0x0a len name
-                prev = similar_get(key)
-                similar[key] = (pos, field)
-                if prev is not None and len(prev[1]) == n:  # the usual case: one XOR finds both ends
-                    x = from_bytes(field, "big") ^ from_bytes(prev[1], "big")
+                other = like_get(key)
+                like_field[key] = field
+                if other is not None:
+                    offset = pos - like_at[key]
+                like_at[key] = pos
+                if other is not None and len(other) == n:  # the usual case: one XOR finds both ends
+                    x = from_bytes(field, "big") ^ from_bytes(other, "big")
                     pre = n - ((x.bit_length() + 7) >> 3)  # at least 2: 0x0a and the length agree
                     suf = ((x & -x).bit_length() - 1) >> 3
-                    offset = pos - prev[0]
                     if offset == coff:
                         clen += pre
                     else:
@@ -226,9 +233,9 @@ def compress_request(
                         coff, clen = -1, 0
                     pos += n
                     continue
-                if prev is not None:
+                if other is not None:
                     s.pos, s.coff, s.clen = pos, coff, clen
-                    s.like(field, *prev)
+                    s.like(field, pos - offset, other)
                     pos, coff, clen = s.pos, s.coff, s.clen
                     continue
             if clen:
@@ -278,16 +285,18 @@ def compress_request(
     return varint(s.pos) + bytes(out)
 
 
-def _label_sets(label_text: bytes, label_lengths: Sequence[int]) -> List[Sequence[bytes]]:
-    """Each series' label fields: `LabelText.sets`, or label_text cut at each ``0x0a len``
-    (where it is not a field as encode_labels writes them, any cut gives the same bytes)."""
+def _label_fields(label_text: bytes, label_lengths: Sequence[int]) -> Tuple[List[bytes], List[int]]:
+    """All series' label fields, one after the other, and how many each series has:
+    `LabelText`'s, or label_text cut at each ``0x0a len`` (where it is not a field as
+    encode_labels writes them, any cut gives the same bytes)."""
     if getattr(label_text, "lengths", None) == list(label_lengths):
-        return label_text.sets  # type: ignore[attr-defined, no-any-return]
-    out = []
+        return label_text.fields, label_text.counts  # type: ignore[attr-defined]
+    fields = []
+    counts = []
     start = 0
     for length in label_lengths:
         end = start + length
-        fields = []
+        before = len(fields)
         p = start
         while p < end:
             if p + 2 < end and label_text[p + 1] < 0x80:
@@ -298,9 +307,9 @@ def _label_sets(label_text: bytes, label_lengths: Sequence[int]) -> List[Sequenc
                 q = end
             fields.append(label_text[p:q])
             p = q
-        out.append(fields)
+        counts.append(len(fields) - before)
         start = end
-    return out
+    return fields, counts
 
 
 def _stamp_field(field: bytes) -> bytes:
