@@ -103,31 +103,42 @@ def varint_at(buf: bytes, pos: int, end: int) -> Tuple[int, int]:
         shift += 7
 
 
+def field_at(buf: bytes, pos: int, end: int) -> Tuple[int, int, int, int, int]:
+    """The field at buf[pos] (pos < end) as `fields` gives it, and the position after it."""
+    key = buf[pos]
+    if key < 0x80:  # one-byte keys and lengths (nearly all) read inline
+        pos += 1
+    else:
+        key, pos = varint_at(buf, pos, end)
+    if key < 8:
+        raise error(EFIELD_0)
+    wt = key & 7
+    if wt == 2:
+        if pos < end and buf[pos] < 0x80:
+            size = buf[pos]
+            pos += 1
+        else:
+            size, pos = varint_at(buf, pos, end)
+        if size > end - pos:
+            raise error(ECLAIMS, key >> 3, size, end - pos)
+        return key >> 3, 2, pos, pos + size, pos + size
+    if wt == 0:
+        val, pos = varint_at(buf, pos, end)
+        return key >> 3, 0, val, pos, pos
+    if wt == 1 or wt == 5:
+        size = 8 if wt == 1 else 4
+        if end - pos < size:
+            raise error(ETRUNC_FIXED)
+        return key >> 3, wt, int.from_bytes(buf[pos : pos + size], "little"), pos + size, pos + size
+    raise error(EWIRE_TYPE, wt, key >> 3)
+
+
 def fields(buf: bytes, pos: int, end: int) -> Iterator[_Field]:
     """(field, wire type, value, end) of each field in buf[pos:end]; for a
     length-delimited field, value is where its bytes start."""
     while pos < end:
-        key, pos = varint_at(buf, pos, end)
-        field, wt = key >> 3, key & 7
-        if field == 0:
-            raise error(EFIELD_0)
-        if wt == 0:
-            val, pos = varint_at(buf, pos, end)
-            yield field, 0, val, pos
-        elif wt == 1 or wt == 5:
-            size = 8 if wt == 1 else 4
-            if end - pos < size:
-                raise error(ETRUNC_FIXED)
-            yield field, wt, int.from_bytes(buf[pos : pos + size], "little"), pos + size
-            pos += size
-        elif wt == 2:
-            size, pos = varint_at(buf, pos, end)
-            if size > end - pos:
-                raise error(ECLAIMS, field, size, end - pos)
-            yield field, 2, pos, pos + size
-            pos += size
-        else:
-            raise error(EWIRE_TYPE, wt, field)
+        field, wt, val, stop, pos = field_at(buf, pos, end)
+        yield field, wt, val, stop
 
 
 def _signed(value: int) -> int:
@@ -144,12 +155,15 @@ class _Walk:
         self.strings: List[str] = []
         self.string_ids: Dict[bytes, int] = {}
         self.pair_ids: Dict[Tuple[int, int], int] = {}
-        self.out = Decoded(self.strings, *(array("q") for _ in range(12)))  # values as bits until done()
+        self.label_reads: Dict[bytes, int] = {}  # a label's bytes -> its pair id
+        self.metadata_reads: Dict[bytes, Tuple[int, ...]] = {}  # 1.0 metadata's bytes -> its row
+        self.out = Decoded(self.strings, *([] for _ in range(12)))  # lists (values as bits) until done()
 
     def done(self) -> Decoded:
         values = array("d")
-        values.frombytes(self.out.values.tobytes())
-        return self.out._replace(values=values)
+        values.frombytes(array("q", self.out.values).tobytes())
+        return Decoded(self.strings, *(values if column is self.out.values else array("q", column)
+                                       for column in self.out[1:]))  # fmt: skip
 
     def charge(self, what: int, n: int, cost: int) -> None:
         counts, limits = self.counts, self.limits
@@ -223,16 +237,22 @@ class _Walk:
             self.charge(BUCKETS, n, n * COST_BUCKET)
 
     def read_sample(self, pos: int, end: int, v2: bool) -> None:
-        value = ts = start = 0
-        for field, wt, val, _ in fields(self.buf, pos, end):
-            if field == 1 and wt == 1:
-                value = val
-            elif field == 2 and wt == 0:
-                ts = val
-            elif v2 and field == 3 and wt == 0:
-                start = val
+        buf = self.buf
+        value = ts = start = stop = 0
+        if pos < end and buf[pos] == 0x09 and end - pos > 10 and buf[pos + 9] == 0x10:
+            ts, stop = varint_at(buf, pos + 10, end)  # the usual sample: value, then timestamp
+            value = int.from_bytes(buf[pos + 1 : pos + 9], "little")
+        if stop != end:
+            value = ts = 0
+            for field, wt, val, _ in fields(buf, pos, end):
+                if field == 1 and wt == 1:
+                    value = val
+                elif field == 2 and wt == 0:
+                    ts = val
+                elif v2 and field == 3 and wt == 0:
+                    start = val
         out = self.out
-        out.values.append(_signed(value))  # bits; the caller reinterprets as doubles
+        out.values.append(_signed(value))  # bits; read as doubles when done
         out.stamps.append(_signed(ts))
         if v2:
             out.starts.append(_signed(start))
@@ -246,17 +266,21 @@ def _rows(*items: int) -> Tuple[int, ...]:
 
 
 class _WalkV1(_Walk):
-    def label(self, pos: int, end: int, into: "array[int]") -> None:
+    def label(self, pos: int, end: int, into: List[int]) -> None:
         self.charge(LABELS, 1, COST_LABEL_REF)
-        name = value = 0
-        for field, wt, val, stop in fields(self.buf, pos, end):
-            if wt == 2 and (field == 1 or field == 2):
-                text = self.intern_string(val, stop)
-                if field == 1:
-                    name = text
-                else:
-                    value = text
-        into.append(self.intern_pair(name, value))
+        raw = self.buf[pos:end]
+        found = self.label_reads.get(raw)  # read before: its strings and pair are known, nothing more to charge
+        if found is None:
+            name = value = 0
+            for field, wt, val, stop in fields(self.buf, pos, end):
+                if wt == 2 and (field == 1 or field == 2):
+                    text = self.intern_string(val, stop)
+                    if field == 1:
+                        name = text
+                    else:
+                        value = text
+            found = self.label_reads[raw] = self.intern_pair(name, value)
+        into.append(found)
 
     def exemplar(self, pos: int, end: int, series: int) -> None:
         labels = value = ts = 0
@@ -268,17 +292,30 @@ class _WalkV1(_Walk):
                 value = val
             elif field == 3 and wt == 0:
                 ts = val
-        self.out.exemplars.extend(_rows(series, labels, value, ts))
+        self.out.exemplars.extend((series, labels, _signed(value), _signed(ts)))
 
     def series(self, pos: int, end: int) -> None:
-        out = self.out
+        out, buf, counts, limits = self.out, self.buf, self.counts, self.limits
+        known, refs = self.label_reads, out.label_refs
         series = len(out.series_labels)
         labels = samples = 0
-        for field, wt, val, stop in fields(self.buf, pos, end):
-            if wt != 2:
-                continue
+        while pos < end:
+            key = buf[pos]
+            if (key == 0x0A or key == 0x12) and pos + 1 < end and buf[pos + 1] < 0x80 and buf[pos + 1] <= end - pos - 2:
+                field, val = key >> 3, pos + 2  # a label or sample of a one-byte length: field_at() inline
+                stop = pos = val + buf[pos + 1]
+            else:
+                field, wt, val, stop, pos = field_at(buf, pos, end)
+                if wt != 2:
+                    continue
             if field == 1:
-                self.label(val, stop, out.label_refs)
+                found = known.get(buf[val:stop])
+                if found is None or counts[LABELS] >= limits[LABELS] or counts[COST] + COST_LABEL_REF > limits[COST]:
+                    self.label(val, stop, refs)
+                else:  # a label read before, within the limits: label() inline
+                    counts[LABELS] += 1
+                    counts[COST] += COST_LABEL_REF
+                    refs.append(found)
                 labels += 1
             elif field == 2:
                 self.charge(SAMPLES, 1, COST_SAMPLE)
@@ -296,25 +333,36 @@ class _WalkV1(_Walk):
         out.series_samples.append(samples)
 
     def metadata(self, pos: int, end: int) -> None:
-        kind = 0
-        text = [0, 0, 0]  # family name, help, unit
-        for field, wt, val, stop in fields(self.buf, pos, end):
-            if field == 1 and wt == 0:
-                kind = val
-            elif wt == 2 and field in (2, 4, 5):
-                text[0 if field == 2 else 1 if field == 4 else 2] = self.intern_string(val, stop)
-        self.out.metadata.extend(_rows(kind, *text))
+        raw = self.buf[pos:end]
+        found = self.metadata_reads.get(raw)  # read before: its strings are known, nothing more to charge
+        if found is None:
+            kind = 0
+            text = [0, 0, 0]  # family name, help, unit
+            for field, wt, val, stop in fields(self.buf, pos, end):
+                if field == 1 and wt == 0:
+                    kind = val
+                elif wt == 2 and field in (2, 4, 5):
+                    text[0 if field == 2 else 1 if field == 4 else 2] = self.intern_string(val, stop)
+            found = self.metadata_reads[raw] = (_signed(kind), *text)
+        self.out.metadata.extend(found)
 
     def run(self) -> Decoded:
         self.strings.append("")
-        buf = self.buf
+        buf, counts, limits = self.buf, self.counts, self.limits
+        known, rows = self.metadata_reads, self.out.metadata
         for field, wt, val, stop in fields(buf, 0, len(buf)):
             if field == 1 and wt == 2:
                 self.charge(SERIES, 1, COST_SERIES)
                 self.series(val, stop)
             elif field == 3 and wt == 2:
-                self.charge(METADATA, 1, COST_METADATA)
-                self.metadata(val, stop)
+                found = known.get(buf[val:stop])
+                if found is None or counts[METADATA] >= limits[METADATA] or counts[COST] + COST_METADATA > limits[COST]:
+                    self.charge(METADATA, 1, COST_METADATA)
+                    self.metadata(val, stop)
+                else:  # metadata read before, within the limits: inline
+                    counts[METADATA] += 1
+                    counts[COST] += COST_METADATA
+                    rows += found
         return self.done()
 
 
@@ -340,7 +388,7 @@ class _WalkV2(_Walk):
         if ref >= len(self.strings):
             raise error(EREF, what, ref, len(self.strings))
 
-    def ref_pairs(self, what: int, refs: List[int], into: "array[int]") -> None:
+    def ref_pairs(self, what: int, refs: List[int], into: List[int]) -> None:
         if len(refs) % 2:
             raise error(EODD_REFS, what, len(refs))
         for i in range(0, len(refs), 2):

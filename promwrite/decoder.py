@@ -17,7 +17,7 @@ import os
 import struct
 from array import array
 from itertools import accumulate, repeat
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import _pydecode, _pysnappy
 from ._backend import Kernels
@@ -193,20 +193,39 @@ def _doubles(bits: Sequence[int]) -> "array[float]":
 def _exemplars(cols: Decoded) -> List[Tuple[int, Exemplar]]:
     """(series, Exemplar) of each exemplar row."""
     rows = cols.exemplars
-    series, counts, stamps = rows[0::4], rows[1::4], rows[3::4]
-    labels = _labels(cols, cols.exemplar_refs, counts)
-    return [
-        (s, _new(Exemplar, labels=ls, value=v, timestamp_ms=t))
-        for s, ls, v, t in zip(series, labels, _doubles(rows[2::4]), stamps)
-    ]
+    out: List[Tuple[int, Exemplar]] = []
+    append = out.append
+    labels = _labels(cols, cols.exemplar_refs, rows[1::4])
+    for s, labels_of, value, stamp in zip(rows[0::4], labels, _doubles(rows[2::4]), rows[3::4]):
+        exemplar = _new_object(Exemplar)  # slot stores: as in _label_sets
+        exemplar.labels = labels_of
+        exemplar.value = value
+        exemplar.timestamp_ms = stamp
+        append((s, exemplar))
+    return out
+
+
+_KINDS = {int(kind): kind for kind in MetricType}
+
+
+def _metadata(text: List[str], kinds: Sequence[int], names: Iterable[str], helps: Sequence[int],
+              units: Sequence[int]) -> List[MetricMetadata]:
+    """A MetricMetadata per row; equal rows share one (the tuples are immutable; hostile bodies repeat them)."""
+    made: Dict[Tuple[int, str, int, int], MetricMetadata] = {}
+    out: List[MetricMetadata] = []
+    append = out.append
+    for row in zip(kinds, names, helps, units):
+        found = made.get(row)
+        if found is None:
+            kind, name, help_id, unit_id = row
+            found = made[row] = _new_label(MetricMetadata, (_kind(kind), name, text[help_id], text[unit_id]))
+        append(found)
+    return out
 
 
 def _kind(value: int) -> Any:
     value &= (1 << 64) - 1
-    try:
-        return MetricType(value)
-    except ValueError:
-        return value
+    return _KINDS.get(value, value)
 
 
 def _build_v1(data: bytes, cols: Decoded) -> WriteRequest:
@@ -216,24 +235,18 @@ def _build_v1(data: bytes, cols: Decoded) -> WriteRequest:
     rows = cols.histograms
     for s, start, end in zip(rows[0::3], rows[1::3], rows[2::3]):
         series[s].histograms.append(decode_histogram(data, start, end)[0])
-    text = cols.strings
-    rows = cols.metadata
-    metadata = [
-        MetricMetadata(_kind(k), text[n], text[h], text[u])
-        for k, n, h, u in zip(rows[0::4], rows[1::4], rows[2::4], rows[3::4])
-    ]
-    return WriteRequest(series, metadata)
+    text, rows = cols.strings, cols.metadata
+    return WriteRequest(series, _metadata(text, rows[0::4], map(text.__getitem__, rows[1::4]), rows[2::4], rows[3::4]))
 
 
 def _build_v2(data: bytes, cols: Decoded) -> WriteRequest:
     """One TimeSeries per run of samples (then histograms) of equal start timestamp (see `_codec2`)."""
     labels = _label_sets(cols)
     n = len(labels)
-    text = cols.strings
     metadata: List[Optional[MetricMetadata]] = [None] * n
     rows = cols.metadata
-    for s, k, h, u in zip(rows[0::4], rows[1::4], rows[2::4], rows[3::4]):
-        metadata[s] = MetricMetadata(_kind(k), "", text[h], text[u])
+    for s, found in zip(rows[0::4], _metadata(cols.strings, rows[1::4], repeat(""), rows[2::4], rows[3::4])):
+        metadata[s] = found
     exemplars = _exemplars(cols)
     rows = cols.histograms
     if not rows and not any(cols.starts):
