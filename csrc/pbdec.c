@@ -11,18 +11,21 @@
 
 #include "pbdec_wire.h"
 
-/* Estimated bytes of the Python objects each element becomes (CPython 3.x,
- * 64-bit): what PW_LIM_COST counts. Same numbers in _pydecode.py. */
+/* What PW_LIM_COST counts per element: the estimated bytes of the Python
+ * objects it becomes (CPython 3.x, 64-bit), raised where decoding it takes
+ * longer than that many bytes' worth (about 10 ns a unit in pure Python) so
+ * that the limit bounds time as well. Same numbers in _pydecode.py. */
 enum {
     COST_SERIES = 480,    /* TimeSeries, its three lists, its label tuple and LabelSet */
     COST_LABEL_REF = 8,   /* a pointer in a label tuple */
     COST_PAIR = 80,       /* a Label */
     COST_STRING = 64,     /* a str, plus 1, 2 or 4 bytes per code point */
     COST_SAMPLE = 136,    /* a Sample, its float and int, a list slot */
-    COST_EXEMPLAR = 200,
+    COST_EXEMPLAR = 320,  /* an Exemplar, its float, int and label tuple (~200), and its time */
     COST_HISTOGRAM = 1000,
-    COST_BUCKET = 64,
-    COST_METADATA = 100
+    COST_SPAN = 128,      /* a BucketSpan (~64), and its time */
+    COST_BUCKET = 32,     /* a delta, count or custom value: an int or float in a tuple */
+    COST_METADATA = 160   /* a MetricMetadata (~100), and its time */
 };
 
 typedef struct {
@@ -298,8 +301,8 @@ static int check_histogram(dec_t *d, size_t pos, size_t end)
             if (f.wt != 2)
                 continue;
             TRY(skip_message(d, f.start, f.end));
-            n = 1;
-            break;
+            TRY(charge(d, PW_LIM_BUCKETS, 1, COST_SPAN));
+            continue;
         case 9:
         case 12: /* deltas */
             if (f.wt == 0)

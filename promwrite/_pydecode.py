@@ -7,6 +7,7 @@ errors. `promwrite.decoder` builds the model objects from the columns.
 
 from __future__ import annotations
 
+import re
 from array import array
 from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple
 
@@ -17,16 +18,18 @@ SERIES, LABELS, SAMPLES, EXEMPLARS, HISTOGRAMS, BUCKETS, METADATA, COST = range(
 LIMIT_NAMES = ("series", "labels", "samples", "exemplars", "histograms", "buckets", "metadata", "expansion")
 _NOUNS = ("series", "label references", "samples", "exemplars", "histograms", "histogram buckets", "metadata entries")
 
-# Estimated bytes of the Python objects each element becomes, as COST_* in csrc/pbdec.c.
+# What the expansion limit counts per element, as COST_* in csrc/pbdec.c (see there):
+# estimated bytes of the Python objects it becomes, raised to bound its decoding time.
 COST_SERIES = 480
 COST_LABEL_REF = 8
 COST_PAIR = 80
 COST_STRING = 64
 COST_SAMPLE = 136
-COST_EXEMPLAR = 200
+COST_EXEMPLAR = 320
 COST_HISTOGRAM = 1000
-COST_BUCKET = 64
-COST_METADATA = 100
+COST_SPAN = 128
+COST_BUCKET = 32
+COST_METADATA = 160
 
 # Error codes, as PW_DEC_E* in csrc/pbdec.h.
 ENOMEM, ETRUNC_VARINT, EVARINT_64, EFIELD_0, ETRUNC_FIXED, ECLAIMS = -1, -2, -3, -4, -5, -6
@@ -133,6 +136,22 @@ def field_at(buf: bytes, pos: int, end: int) -> Tuple[int, int, int, int, int]:
     raise error(EWIRE_TYPE, wt, key >> 3)
 
 
+_ENDS_VARINT = bytes(range(0x80, 0x100))  # deleted, these leave one byte per varint
+_LONG_VARINT = re.compile(rb"[\x80-\xff]{9}")
+
+
+def packed_varints(buf: bytes, pos: int, end: int) -> int:
+    """How many varints buf[pos:end] packs, each checked."""
+    packed = buf[pos:end]
+    if packed[-1:] < b"\x80" and not _LONG_VARINT.search(packed):  # all well formed: count their last bytes
+        return len(packed.translate(None, _ENDS_VARINT))
+    n = 0
+    while pos < end:
+        _, pos = varint_at(buf, pos, end)
+        n += 1
+    return n
+
+
 def fields(buf: bytes, pos: int, end: int) -> Iterator[_Field]:
     """(field, wire type, value, end) of each field in buf[pos:end]; for a
     length-delimited field, value is where its bytes start."""
@@ -212,29 +231,35 @@ class _Walk:
                 return
 
     def check_histogram(self, pos: int, end: int) -> None:
-        buf = self.buf
-        for field, wt, val, stop in fields(buf, pos, end):
-            if field in (8, 11):
+        buf, counts, limits = self.buf, self.counts, self.limits
+        while pos < end:
+            field, wt, val, stop, pos = field_at(buf, pos, end)
+            if field == 11 or field == 8:  # a span
                 if wt != 2:
                     continue
-                for _ in fields(buf, val, stop):
-                    pass
-                n = 1
-            elif field in (9, 12):
+                if val != stop:
+                    for _ in fields(buf, val, stop):
+                        pass
+                n, cost = 1, COST_SPAN
+            elif field == 9 or field == 12:  # deltas
                 n = 1 if wt == 0 else 0
                 if wt == 2:
-                    while val < stop:
-                        _, val = varint_at(buf, val, stop)
-                        n += 1
-            elif field in (10, 13, 16):
+                    n = packed_varints(buf, val, stop)
+                cost = n * COST_BUCKET
+            elif field in (10, 13, 16):  # counts, custom values
                 n = 1 if wt == 1 else 0
                 if wt == 2:
                     if (stop - val) % 8:
                         raise error(EPACKED_DOUBLES)
                     n = (stop - val) // 8
+                cost = n * COST_BUCKET
             else:
                 continue
-            self.charge(BUCKETS, n, n * COST_BUCKET)
+            if n <= limits[BUCKETS] - counts[BUCKETS] and cost <= limits[COST] - counts[COST]:
+                counts[BUCKETS] += n  # charge() inline: a histogram may hold many spans
+                counts[COST] += cost
+            else:
+                self.charge(BUCKETS, n, cost)
 
     def read_sample(self, pos: int, end: int, v2: bool) -> None:
         buf = self.buf
@@ -258,29 +283,38 @@ class _Walk:
             out.starts.append(_signed(start))
 
 
-def _rows(*items: int) -> Tuple[int, ...]:
-    return tuple(_signed(i) for i in items)
-
-
 # ---------------------------------------------------------------- 1.0 ---
 
 
 class _WalkV1(_Walk):
     def label(self, pos: int, end: int, into: List[int]) -> None:
-        self.charge(LABELS, 1, COST_LABEL_REF)
+        counts, limits = self.counts, self.limits
+        if counts[LABELS] < limits[LABELS] and COST_LABEL_REF <= limits[COST] - counts[COST]:
+            counts[LABELS] += 1  # charge() inline: a request may hold many labels
+            counts[COST] += COST_LABEL_REF
+        else:
+            self.charge(LABELS, 1, COST_LABEL_REF)
         raw = self.buf[pos:end]
         found = self.label_reads.get(raw)  # read before: its strings and pair are known, nothing more to charge
         if found is None:
-            name = value = 0
-            for field, wt, val, stop in fields(self.buf, pos, end):
-                if wt == 2 and (field == 1 or field == 2):
-                    text = self.intern_string(val, stop)
-                    if field == 1:
-                        name = text
-                    else:
-                        value = text
-            found = self.label_reads[raw] = self.intern_pair(name, value)
+            found = self.label_reads[raw] = self.read_label(pos, end)
         into.append(found)
+
+    def read_label(self, pos: int, end: int) -> int:
+        buf = self.buf
+        if end - pos >= 4 and buf[pos] == 0x0A and buf[pos + 1] < 0x80:  # the usual: name, then value
+            mid = pos + 2 + buf[pos + 1]
+            if mid + 2 <= end and buf[mid] == 0x12 and buf[mid + 1] == end - mid - 2 and buf[mid + 1] < 0x80:
+                return self.intern_pair(self.intern_string(pos + 2, mid), self.intern_string(mid + 2, end))
+        name = value = 0
+        for field, wt, val, stop in fields(buf, pos, end):
+            if wt == 2 and (field == 1 or field == 2):
+                text = self.intern_string(val, stop)
+                if field == 1:
+                    name = text
+                else:
+                    value = text
+        return self.intern_pair(name, value)
 
     def exemplar(self, pos: int, end: int, series: int) -> None:
         labels = value = ts = 0
@@ -295,8 +329,7 @@ class _WalkV1(_Walk):
         self.out.exemplars.extend((series, labels, _signed(value), _signed(ts)))
 
     def series(self, pos: int, end: int) -> None:
-        out, buf, counts, limits = self.out, self.buf, self.counts, self.limits
-        known, refs = self.label_reads, out.label_refs
+        out, buf, refs = self.out, self.buf, self.out.label_refs
         series = len(out.series_labels)
         labels = samples = 0
         while pos < end:
@@ -309,13 +342,7 @@ class _WalkV1(_Walk):
                 if wt != 2:
                     continue
             if field == 1:
-                found = known.get(buf[val:stop])
-                if found is None or counts[LABELS] >= limits[LABELS] or counts[COST] + COST_LABEL_REF > limits[COST]:
-                    self.label(val, stop, refs)
-                else:  # a label read before, within the limits: label() inline
-                    counts[LABELS] += 1
-                    counts[COST] += COST_LABEL_REF
-                    refs.append(found)
+                self.label(val, stop, refs)
                 labels += 1
             elif field == 2:
                 self.charge(SAMPLES, 1, COST_SAMPLE)
@@ -328,7 +355,8 @@ class _WalkV1(_Walk):
                 self.charge(HISTOGRAMS, 1, COST_HISTOGRAM)
                 self.check_histogram(val, stop)
                 out.histograms.extend((series, val, stop))
-        self.note_order(series, labels)
+        if labels > 1:
+            self.note_order(series, labels)
         out.series_labels.append(labels)
         out.series_samples.append(samples)
 
@@ -380,6 +408,10 @@ class _WalkV2(_Walk):
             refs.append(val & 0xFFFFFFFF)
         elif wt == 2:
             buf = self.buf
+            packed = buf[val:stop]
+            if packed.isascii():  # every reference one byte (symbols below 128: the usual)
+                refs += packed
+                return
             while val < stop:
                 ref, val = varint_at(buf, val, stop)
                 refs.append(ref & 0xFFFFFFFF)
@@ -389,9 +421,22 @@ class _WalkV2(_Walk):
             raise error(EREF, what, ref, len(self.strings))
 
     def ref_pairs(self, what: int, refs: List[int], into: List[int]) -> None:
-        if len(refs) % 2:
-            raise error(EODD_REFS, what, len(refs))
-        for i in range(0, len(refs), 2):
+        n = len(refs)
+        if n % 2:
+            raise error(EODD_REFS, what, n)
+        counts, limits, pairs = self.counts, self.limits, n // 2
+        if (n and max(refs) < len(self.strings) and pairs <= limits[LABELS] - counts[LABELS]
+                and pairs * (COST_LABEL_REF + COST_PAIR) <= limits[COST] - counts[COST]):  # fmt: skip
+            counts[LABELS] += pairs  # no error possible: the loop below in bulk
+            counts[COST] += pairs * COST_LABEL_REF
+            keys = list(zip(refs[0::2], refs[1::2]))
+            ids = list(map(self.pair_ids.get, keys))
+            if None in ids:
+                intern = self.intern_pair
+                ids = [intern(*key) if found is None else found for key, found in zip(keys, ids)]
+            into += ids
+            return
+        for i in range(0, n, 2):
             self.check_ref(what, refs[i])
             self.check_ref(what, refs[i + 1])
             self.charge(LABELS, 1, COST_LABEL_REF)
@@ -408,26 +453,31 @@ class _WalkV2(_Walk):
             elif field == 3 and wt == 0:
                 ts = val
         self.ref_pairs(1, refs, self.out.exemplar_refs)
-        self.out.exemplars.extend(_rows(series, len(refs) // 2, value, ts))
+        self.out.exemplars.extend((series, len(refs) // 2, _signed(value), _signed(ts)))
 
     def metadata(self, pos: int, end: int, series: int) -> None:
-        kind = 0
-        refs = [0, 0]  # help, unit
-        for field, wt, val, _ in fields(self.buf, pos, end):
-            if field == 1 and wt == 0:
-                kind = val
-            elif field in (3, 4) and wt == 0:
-                refs[field - 3] = val & 0xFFFFFFFF
-        self.check_ref(2, refs[0])
-        self.check_ref(2, refs[1])
-        self.out.metadata.extend(_rows(series, kind, *refs))
+        raw = self.buf[pos:end]
+        found = self.metadata_reads.get(raw)  # read before: its references are known good
+        if found is None:
+            kind = 0
+            refs = [0, 0]  # help, unit
+            for field, wt, val, _ in fields(self.buf, pos, end):
+                if field == 1 and wt == 0:
+                    kind = val
+                elif field in (3, 4) and wt == 0:
+                    refs[field - 3] = val & 0xFFFFFFFF
+            self.check_ref(2, refs[0])
+            self.check_ref(2, refs[1])
+            found = self.metadata_reads[raw] = (_signed(kind), *refs)
+        self.out.metadata.extend((series, *found))
 
     def series(self, pos: int, end: int, series: int) -> None:
-        out = self.out
+        out, buf = self.out, self.buf
         refs: List[int] = []
         samples = 0
         labels_before = len(out.label_refs)
-        for field, wt, val, stop in fields(self.buf, pos, end):
+        while pos < end:
+            field, wt, val, stop, pos = field_at(buf, pos, end)
             if field == 1:
                 self.read_refs(wt, val, stop, refs)
                 continue
@@ -450,16 +500,24 @@ class _WalkV2(_Walk):
                 self.charge(METADATA, 1, COST_METADATA)
                 self.metadata(val, stop, series)
         self.ref_pairs(0, refs, out.label_refs)
-        self.note_order(series, len(refs) // 2)
+        if len(refs) > 2:
+            self.note_order(series, len(refs) // 2)
         out.series_labels.append(len(out.label_refs) - labels_before)
         out.series_samples.append(samples)
 
     def run(self) -> Decoded:
-        buf = self.buf
+        buf, counts, limits, strings = self.buf, self.counts, self.limits, self.strings
         spans = []
-        for field, wt, val, stop in fields(buf, 0, len(buf)):
+        pos, end = 0, len(buf)
+        while pos < end:
+            field, wt, val, stop, pos = field_at(buf, pos, end)
             if field == 4 and wt == 2:
-                self.add_string(val, stop)
+                text = buf[val:stop]
+                if text.isascii() and COST_STRING + len(text) <= limits[COST] - counts[COST]:
+                    counts[COST] += COST_STRING + len(text)  # add_string() inline, for ASCII
+                    strings.append(text.decode("ascii"))
+                else:
+                    self.add_string(val, stop)
             elif field == 5 and wt == 2:
                 self.charge(SERIES, 1, COST_SERIES)
                 spans.append((val, stop))

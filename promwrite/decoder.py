@@ -19,9 +19,9 @@ from array import array
 from itertools import accumulate, repeat
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-from . import _pydecode, _pysnappy
+from . import _pysnappy
 from ._backend import Kernels
-from ._pydecode import Decoded, fields
+from ._pydecode import Decoded, field_at, fields
 from .errors import DecodeLimitError
 from .model import (
     BucketSpan,
@@ -48,10 +48,12 @@ class DecodeLimits(NamedTuple):
     The defaults are far above what real senders send (Prometheus: at most
     2,000 samples a request; vmagent: 10,000), and bound the worst accepted
     body: `max_expansion` caps the memory of the decoded objects at that many
-    bytes per byte of serialized request (plus 64 KiB), estimated as it is read.
-    (A minimal series, one short label and one sample in 30 bytes, takes about
-    770 bytes as Python objects: 32 leaves room for those, not for bombs of
-    empty elements at 200 or more.)
+    bytes per byte of serialized request (plus 64 KiB), estimated as it is read,
+    with the elements slow to decode for their size (spans, exemplars,
+    metadata) counted dearer, so that it bounds decode time too. (A minimal
+    series, one short label and one sample in 30 bytes, takes about 770 bytes
+    as Python objects: 32 leaves room for those, not for bombs of empty
+    elements at 64 or more.)
     """
 
     max_bytes: int = 64 << 20  # serialized (decompressed) size
@@ -312,6 +314,9 @@ def _unzigzag(value: int) -> int:
     return (value >> 1) ^ -(value & 1)
 
 
+_UNZIGZAG_BYTE = [_unzigzag(b) for b in range(0x80)]
+
+
 def _repeated(buf: bytes, wt: int, val: int, stop: int, scalar_wt: int) -> List[Any]:
     """Items of a repeated scalar field, packed (wire type 2) or one at a time."""
     if wt == scalar_wt:
@@ -320,14 +325,29 @@ def _repeated(buf: bytes, wt: int, val: int, stop: int, scalar_wt: int) -> List[
         return []
     if scalar_wt == 1:
         return list(struct.unpack(f"<{(stop - val) // 8}d", buf[val:stop]))
+    packed = buf[val:stop]
+    if packed.isascii():  # every varint one byte (small deltas: the usual)
+        return list(map(_UNZIGZAG_BYTE.__getitem__, packed))
     out = []
-    while val < stop:
-        item, val = _pydecode.varint_at(buf, val, stop)
-        out.append(_unzigzag(item))
+    append = out.append
+    item = shift = 0
+    for byte in packed:  # checked by the kernel: whole varints of at most 64 bits
+        if byte < 0x80:
+            item |= byte << shift
+            append((item >> 1) ^ -(item & 1))
+            item = shift = 0
+        else:
+            item |= (byte & 0x7F) << shift
+            shift += 7
     return out
 
 
+_NO_SPAN = BucketSpan(0, 0)
+
+
 def _span(buf: bytes, start: int, end: int) -> BucketSpan:
+    if start == end:
+        return _NO_SPAN  # shared: an immutable tuple
     offset = length = 0
     for field, wt, val, _ in fields(buf, start, end):
         if field == 1 and wt == 0:
@@ -350,15 +370,16 @@ def decode_histogram(buf: bytes, start: int, end: int) -> Tuple[Histogram, int]:
         "reset_hint": ResetHint.UNKNOWN, "timestamp_ms": 0, "custom_values": [],
     }  # fmt: skip
     begun = 0
-    for field, wt, val, stop in fields(buf, start, end):
-        if field in (1, 6) and wt == 0:
+    while start < end:
+        field, wt, val, stop, start = field_at(buf, start, end)
+        if (field == 11 or field == 8) and wt == 2:  # spans first: a histogram may hold many
+            h[_SIDES[field]].append(_span(buf, val, stop))
+        elif field in (1, 6) and wt == 0:
             h["count" if field == 1 else "zero_count"] = val
         elif field in (2, 3, 5, 7) and wt == 1:
             h[{2: "count", 3: "sum", 5: "zero_threshold", 7: "zero_count"}[field]] = _double(val)
         elif field == 4 and wt == 0:
             h["schema"] = _unzigzag(val & 0xFFFFFFFF)
-        elif field in (8, 11) and wt == 2:
-            h[_SIDES[field]].append(_span(buf, val, stop))
         elif field in (9, 12):
             h[_SIDES[field]] += _repeated(buf, wt, val, stop, 0)
         elif field in (10, 13, 16):
