@@ -24,7 +24,7 @@ enum {
     COST_EXEMPLAR = 320,  /* an Exemplar, its float, int and label tuple (~200), and its time */
     COST_HISTOGRAM = 1000,
     COST_SPAN = 128,      /* a BucketSpan (~64), and its time */
-    COST_BUCKET = 32,     /* a delta, count or custom value: an int or float in a tuple */
+    COST_BUCKET = 16,     /* a delta (a small int: 8 in a tuple), count or custom value (8 wire bytes) */
     COST_METADATA = 160   /* a MetricMetadata (~100), and its time */
 };
 

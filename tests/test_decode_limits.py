@@ -122,3 +122,37 @@ def test_receiver_refuses_bomb(protocol: str) -> None:
         assert answer.status == 413, (answer.status, text)
         assert "DecodeLimits.max_expansion" in text
         assert receiver.received == []
+
+
+def _field(key: int, payload: bytes) -> bytes:
+    return bytes([key]) + _pysnappy.varint(len(payload)) + payload
+
+
+# Elements that cost little memory for their 2 bytes but much time to decode: a MiB of them
+# once passed max_expansion (512k spans, 335k metadata, 167k exemplars) and took over a second
+# to decode; they are now counted by their time too. Each body: more than the limit now allows,
+# fewer than it once did.
+SLOW_ELEMENTS = {
+    "spans": _field(0x0A, _field(0x22, b"\x5a\x00" * 300_000)),  # one histogram's positive spans
+    "metadata": b"\x1a\x00" * 300_000,  # 1.0 WriteRequest.metadata
+    "exemplars": _field(0x0A, b"\x1a\x00" * 140_000),  # one series' exemplars
+}
+
+
+@pytest.mark.parametrize("what", list(SLOW_ELEMENTS))
+def test_elements_slow_to_decode_count_their_time(kernels: Any, what: str) -> None:
+    body = SLOW_ELEMENTS[what]
+    body += b"\x7a" + _pysnappy.varint((1 << 20) - len(body) - 8) + bytes((1 << 20) - len(body) - 8)  # to 1 MiB
+    with pytest.raises(DecodeLimitError, match="max_expansion"):
+        decode_with(kernels, body, "1.0")
+    decode_with(kernels, body, "1.0", DecodeLimits(max_expansion=200))  # a body in bounds otherwise
+
+
+@pytest.mark.parametrize("protocol", ["1.0", "2.0"])
+def test_big_native_histograms_accepted(kernels: Any, protocol: str) -> None:
+    """600 series of a 160-bucket histogram (1 byte a bucket on the wire): once refused as 40+ bytes a byte."""
+    histogram = Histogram.from_buckets(schema=3, sum=1.0, positive={i: 1 + i % 3 for i in range(160)}, time=1)
+    req = WriteRequest([TimeSeries({"__name__": "h", "i": str(i)}, histograms=[histogram]) for i in range(600)])
+    raw = encode_with(kernels, req, compress=False, protocol=protocol)
+    assert len(raw) > 100_000  # well over the 64 KiB any request may take
+    assert decode_with(kernels, raw, protocol) == req
