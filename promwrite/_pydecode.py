@@ -378,7 +378,14 @@ class _WalkV1(_Walk):
         self.strings.append("")
         buf, counts, limits = self.buf, self.counts, self.limits
         known, rows = self.metadata_reads, self.out.metadata
-        for field, wt, val, stop in fields(buf, 0, len(buf)):
+        pos, end = 0, len(buf)
+        while pos < end:
+            key = buf[pos]
+            if 8 <= key < 0x80 and key & 7 == 2 and pos + 1 < end and buf[pos + 1] <= min(0x7F, end - pos - 2):
+                field, wt, val = key >> 3, 2, pos + 2  # field_at() inline: a one-byte key and length
+                stop = pos = val + buf[pos + 1]
+            else:
+                field, wt, val, stop, pos = field_at(buf, pos, end)
             if field == 1 and wt == 2:
                 self.charge(SERIES, 1, COST_SERIES)
                 self.series(val, stop)
@@ -510,7 +517,12 @@ class _WalkV2(_Walk):
         spans = []
         pos, end = 0, len(buf)
         while pos < end:
-            field, wt, val, stop, pos = field_at(buf, pos, end)
+            key = buf[pos]
+            if 8 <= key < 0x80 and key & 7 == 2 and pos + 1 < end and buf[pos + 1] <= min(0x7F, end - pos - 2):
+                field, wt, val = key >> 3, 2, pos + 2  # field_at() inline: a one-byte key and length
+                stop = pos = val + buf[pos + 1]
+            else:
+                field, wt, val, stop, pos = field_at(buf, pos, end)
             if field == 4 and wt == 2:
                 text = buf[val:stop]
                 if text.isascii() and COST_STRING + len(text) <= limits[COST] - counts[COST]:
