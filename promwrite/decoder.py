@@ -196,6 +196,8 @@ def _exemplars(cols: Decoded) -> List[Tuple[int, Exemplar]]:
     """(series, Exemplar) of each exemplar row."""
     rows = cols.exemplars
     out: List[Tuple[int, Exemplar]] = []
+    if not rows:
+        return out  # the usual: and _labels would build every Label again
     append = out.append
     labels = _labels(cols, cols.exemplar_refs, rows[1::4])
     for s, labels_of, value, stamp in zip(rows[0::4], labels, _doubles(rows[2::4]), rows[3::4]):
