@@ -45,6 +45,9 @@ typedef struct {
     vec_t exemplar_refs; /* 2.0: those of the exemplar being read */
     int64_t *stab, *ptab; /* string and pair hash tables: id + 1, 0 for empty */
     size_t scap, pcap;
+    vec_t labels_read;    /* 1.0: start, end and pair id of each distinct label message read */
+    int64_t *ltab;        /* their hash table: index + 1, 0 for empty */
+    size_t lcap;
     uint64_t seed;
     const int64_t *limits;
     int64_t counts[PW_LIM_N];
@@ -75,9 +78,7 @@ static int next_field(dec_t *d, size_t *pos, size_t end, fld_t *f)
         size = f->wt == 1 ? 8 : 4;
         if (end - *pos < size)
             return PW_DEC_ETRUNC_FIXED;
-        f->val = 0;
-        for (unsigned i = 0; i < size; i++)
-            f->val |= (uint64_t)d->buf[*pos + i] << (8 * i);
+        f->val = rd_fixed(d->buf + *pos, (unsigned)size);
         *pos += size;
         return 0;
     case 2:
@@ -131,8 +132,16 @@ static const uint8_t *string_bytes(const dec_t *d, int64_t id)
     return d->text ? d->text + string_start(d, id) : none;
 }
 
-/* Grows a hash table to twice its size (or 64 slots), re-inserting every id. */
-static int grow_table(dec_t *d, int64_t **table, size_t *cap, size_t used, int pairs)
+/* The hash of label message `i` read before (see label_v1). */
+static uint64_t label_hash(const dec_t *d, size_t i)
+{
+    const int64_t *row = d->labels_read.p + 3 * i;
+    return hash_bytes(d->buf + row[0], (size_t)(row[1] - row[0]), d->seed ^ 0x6c6162656cULL);
+}
+
+/* Grows a hash table to twice its size (or 64 slots), re-inserting every id
+ * (kind: 0 strings, 1 pairs, 2 label messages). */
+static int grow_table(dec_t *d, int64_t **table, size_t *cap, size_t used, int kind)
 {
     size_t ncap = *cap ? *cap * 2 : 64, mask;
     int64_t *t;
@@ -144,7 +153,9 @@ static int grow_table(dec_t *d, int64_t **table, size_t *cap, size_t used, int p
     mask = ncap - 1;
     for (size_t id = 0; id < used; id++) {
         uint64_t h;
-        if (pairs) {
+        if (kind == 2) {
+            h = label_hash(d, id);
+        } else if (kind == 1) {
             h = hash_pair(d->v[PW_DEC_PAIRS].p[2 * id], d->v[PW_DEC_PAIRS].p[2 * id + 1], d->seed);
         } else {
             size_t a = string_start(d, (int64_t)id);
@@ -353,8 +364,24 @@ static int read_sample(dec_t *d, size_t pos, size_t end, int v2)
 static int label_v1(dec_t *d, size_t pos, size_t end, vec_t *into)
 {
     int64_t name = 0, value = 0, id;
+    size_t start = pos, used = d->labels_read.len / 3, mask;
+    uint64_t h;
     fld_t f;
     TRY(charge(d, PW_LIM_LABELS, 1, COST_LABEL_REF));
+    /* A label message read before (most repeat across series) has its strings and pair
+     * interned already: its pair id, from the memo, is all that reading it again would give. */
+    if (2 * (used + 1) > d->lcap)
+        TRY(grow_table(d, &d->ltab, &d->lcap, used, 2));
+    mask = d->lcap - 1;
+    for (h = hash_bytes(d->buf + pos, end - pos, d->seed ^ 0x6c6162656cULL);; h++) {
+        int64_t slot = d->ltab[h & mask];
+        const int64_t *row;
+        if (slot == 0)
+            break;
+        row = d->labels_read.p + 3 * (slot - 1);
+        if ((size_t)(row[1] - row[0]) == end - pos && memcmp(d->buf + row[0], d->buf + pos, end - pos) == 0)
+            return push(into, row[2]);
+    }
     while (pos < end) {
         TRY(next_field(d, &pos, end, &f));
         if (f.wt == 2 && (f.field == 1 || f.field == 2)) {
@@ -366,6 +393,10 @@ static int label_v1(dec_t *d, size_t pos, size_t end, vec_t *into)
         }
     }
     TRY(intern_pair(d, name, value, &id));
+    TRY(push(&d->labels_read, (int64_t)start));
+    TRY(push(&d->labels_read, (int64_t)end));
+    TRY(push(&d->labels_read, id));
+    d->ltab[h & mask] = (int64_t)used + 1;
     return push(into, id);
 }
 
@@ -654,6 +685,8 @@ static int run(int v2, const uint8_t *data, size_t n, const int64_t *limits, uin
     free(d.exemplar_refs.p);
     free(d.stab);
     free(d.ptab);
+    free(d.labels_read.p);
+    free(d.ltab);
     for (int i = 0; i < PW_DEC_NVEC; i++) {
         out->vec[i] = d.v[i].p;
         out->len[i] = d.v[i].len;

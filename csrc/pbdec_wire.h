@@ -40,6 +40,11 @@ static inline int rd_varint(const uint8_t *b, size_t *pos, size_t end, uint64_t 
     uint64_t r = 0;
     unsigned shift = 0;
     size_t p = *pos;
+    if (p < end && b[p] < 0x80) { /* one byte: most keys, lengths and small values */
+        *out = b[p];
+        *pos = p + 1;
+        return 0;
+    }
     for (;;) {
         uint8_t c;
         if (p >= end)
@@ -110,6 +115,15 @@ static inline int utf8_check(const uint8_t *s, size_t n, int64_t *code_points, i
     *code_points = count;
     *width = top < 0x100 ? 1 : top < 0x10000 ? 2 : 4;
     return 0;
+}
+
+/* The little-endian uint64 or uint32 at p (compilers make this one load). */
+static inline uint64_t rd_fixed(const uint8_t *p, unsigned size)
+{
+    uint64_t lo = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
+    if (size == 4)
+        return lo;
+    return lo | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
 }
 
 static inline uint64_t mix(uint64_t x)
