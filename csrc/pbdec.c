@@ -665,6 +665,29 @@ static int walk_v2(dec_t *d, size_t n)
 
 /* --------------------------------------------------------------- entry */
 
+/* out->joined: the strings, each followed by a NUL (Python splits them in one
+ * call), unless a string holds a NUL itself. */
+static int join_strings(const dec_t *d, pw_decoded *out)
+{
+    size_t n = d->byte_ends.len, at = 0;
+    if (d->text_len && memchr(d->text, 0, d->text_len))
+        return 0;
+    if (n > SIZE_MAX - d->text_len)
+        return PW_DEC_ENOMEM;
+    out->joined = (uint8_t *)malloc(d->text_len + n ? d->text_len + n : 1);
+    if (out->joined == NULL)
+        return PW_DEC_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t a = string_start(d, (int64_t)i), b = (size_t)d->byte_ends.p[i];
+        if (b > a)
+            memcpy(out->joined + at, d->text + a, b - a);
+        at += b - a;
+        out->joined[at++] = 0;
+    }
+    out->joined_len = at;
+    return 0;
+}
+
 static int run(int v2, const uint8_t *data, size_t n, const int64_t *limits, uint64_t seed, pw_decoded *out)
 {
     static const uint8_t empty[1] = {0};
@@ -679,6 +702,8 @@ static int run(int v2, const uint8_t *data, size_t n, const int64_t *limits, uin
     if (data == NULL && n != 0)
         return PW_DEC_ETRUNC_VARINT;
     rc = v2 ? walk_v2(&d, n) : walk_v1(&d, n);
+    if (rc == 0)
+        rc = join_strings(&d, out);
     free(d.byte_ends.p);
     free(d.spans.p);
     free(d.refs.p);
@@ -719,4 +744,7 @@ void pw_decoded_free(pw_decoded *out)
     free(out->text);
     out->text = NULL;
     out->text_len = 0;
+    free(out->joined);
+    out->joined = NULL;
+    out->joined_len = 0;
 }

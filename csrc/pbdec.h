@@ -69,6 +69,8 @@ enum {                            /* return codes; err[] holds the values the me
 typedef struct {
     uint8_t *text;                /* every string's UTF-8, one after the other */
     size_t text_len;
+    uint8_t *joined;              /* the same, each string followed by a NUL; NULL when one holds a NUL */
+    size_t joined_len;
     int64_t *vec[13];             /* PW_DEC_NVEC vectors */
     size_t len[13];               /* their lengths, in int64s */
     uint64_t err[3];

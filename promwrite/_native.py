@@ -448,9 +448,13 @@ def _decode(kernel, python_kernel, data: Buffer, limits: _Sequence[int], seed: i
         if rc:
             raise _pydecode.error(rc, *out.err)
         vectors = [_vector(out, i, "d" if i == _VALUES else "q") for i in range(_NVEC)]
-        ends = vectors[0]
-        text = str(_buffer(out.text, out.text_len), "utf-8") if out.text_len else ""
-        strings = list(map(text.__getitem__, map(slice, _chain((0,), ends), ends)))
+        if out.joined:  # no string holds a NUL: split them in one call
+            strings = str(_buffer(out.joined, out.joined_len), "utf-8").split("\x00")
+            strings.pop()  # after the last NUL
+        else:
+            ends = vectors[0]
+            text = str(_buffer(out.text, out.text_len), "utf-8") if out.text_len else ""
+            strings = list(map(text.__getitem__, map(slice, _chain((0,), ends), ends)))
     finally:
         _dec_free(out)
     return _pydecode.Decoded(strings, *vectors[1:])

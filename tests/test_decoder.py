@@ -259,6 +259,15 @@ def test_model_built_from_columns(kernels) -> None:
 
 
 @pytest.mark.parametrize("protocol", ["1.0", "2.0"])
+def test_strings_holding_nul(kernels, protocol: str) -> None:
+    """The C kernel hands strings over NUL-separated unless one holds a NUL: both ways give the same."""
+    req = WriteRequest([TimeSeries({"__name__": "a", "v": "x\x00y", "w": "\x00"}, [(1.0, 1)]),
+                        TimeSeries({"__name__": "b", "v": "é\u20ac\U0001f600"}, [(2.0, 2)])])  # fmt: skip
+    for each in (req, WriteRequest(req.timeseries[1:])):
+        assert decode_with(kernels, encode_with(kernels, each, compress=False, protocol=protocol), protocol) == each
+
+
+@pytest.mark.parametrize("protocol", ["1.0", "2.0"])
 def test_python_kernel_is_the_fallback(protocol: str) -> None:
     assert PYTHON.decode_v1 is _pydecode.decode_v1 and PYTHON.decode_v2 is _pydecode.decode_v2
     if len(BACKENDS) > 1:
