@@ -340,11 +340,12 @@ static int check_histogram(dec_t *d, size_t pos, size_t end)
     return 0;
 }
 
-/* A sample's value bits, timestamp and (2.0) start timestamp. */
+/* Counts a sample and reads its value bits, timestamp and (2.0) start timestamp. */
 static int read_sample(dec_t *d, size_t pos, size_t end, int v2)
 {
     uint64_t value = 0, ts = 0, start = 0;
     fld_t f;
+    TRY(charge(d, PW_LIM_SAMPLES, 1, COST_SAMPLE));
     while (pos < end) {
         TRY(next_field(d, &pos, end, &f));
         if (f.field == 1 && f.wt == 1)
@@ -437,7 +438,6 @@ static int series_v1(dec_t *d, size_t pos, size_t end)
             labels++;
             break;
         case 2:
-            TRY(charge(d, PW_LIM_SAMPLES, 1, COST_SAMPLE));
             TRY(read_sample(d, f.start, f.end, 0));
             samples++;
             break;
@@ -593,7 +593,6 @@ static int metadata_v2(dec_t *d, size_t pos, size_t end, int64_t series)
 static int sample_v2(dec_t *d, size_t pos, size_t end, int64_t earlier)
 {
     size_t k;
-    TRY(charge(d, PW_LIM_SAMPLES, 1, COST_SAMPLE));
     TRY(read_sample(d, pos, end, 1));
     k = d->v[PW_DEC_STARTS].len;
     if (earlier > 0 && d->v[PW_DEC_STARTS].p[k - 1] != d->v[PW_DEC_STARTS].p[k - 2])

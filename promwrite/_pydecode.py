@@ -262,8 +262,16 @@ class _Walk:
                 self.charge(BUCKETS, n, cost)
 
     def read_sample(self, pos: int, end: int, v2: bool) -> None:
+        """Counts a sample and reads its value bits, timestamp and (2.0) start timestamp."""
+        counts, limits = self.counts, self.limits
+        if counts[SAMPLES] < limits[SAMPLES] and COST_SAMPLE <= limits[COST] - counts[COST]:
+            counts[SAMPLES] += 1  # charge() inline: a request may hold many samples
+            counts[COST] += COST_SAMPLE
+        else:
+            self.charge(SAMPLES, 1, COST_SAMPLE)
         buf = self.buf
-        value = ts = start = stop = 0
+        value = ts = start = 0
+        stop = pos  # an empty sample: all zero
         if pos < end and buf[pos] == 0x09 and end - pos > 10 and buf[pos + 9] == 0x10:
             ts, stop = varint_at(buf, pos + 10, end)  # the usual sample: value, then timestamp
             value = int.from_bytes(buf[pos + 1 : pos + 9], "little")
@@ -277,8 +285,8 @@ class _Walk:
                 elif v2 and field == 3 and wt == 0:
                     start = val
         out = self.out
-        out.values.append(_signed(value))  # bits; read as doubles when done
-        out.stamps.append(_signed(ts))
+        out.values.append(value - (1 << 64) if value >= 1 << 63 else value)  # bits, read as doubles when done
+        out.stamps.append(ts - (1 << 64) if ts >= 1 << 63 else ts)  # _signed() inline: per sample
         if v2:
             out.starts.append(_signed(start))
 
@@ -317,8 +325,10 @@ class _WalkV1(_Walk):
         return self.intern_pair(name, value)
 
     def exemplar(self, pos: int, end: int, series: int) -> None:
+        buf = self.buf
         labels = value = ts = 0
-        for field, wt, val, stop in fields(self.buf, pos, end):
+        while pos < end:
+            field, wt, val, stop, pos = field_at(buf, pos, end)
             if field == 1 and wt == 2:
                 self.label(val, stop, self.out.exemplar_refs)
                 labels += 1
@@ -345,7 +355,6 @@ class _WalkV1(_Walk):
                 self.label(val, stop, refs)
                 labels += 1
             elif field == 2:
-                self.charge(SAMPLES, 1, COST_SAMPLE)
                 self.read_sample(val, stop, False)
                 samples += 1
             elif field == 3:
@@ -491,7 +500,6 @@ class _WalkV2(_Walk):
             if wt != 2:
                 continue
             if field == 2:
-                self.charge(SAMPLES, 1, COST_SAMPLE)
                 self.read_sample(val, stop, True)
                 if samples > 0 and out.starts[-1] != out.starts[-2]:
                     self.charge(-1, 0, COST_SERIES)
