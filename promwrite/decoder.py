@@ -35,6 +35,7 @@ from .model import (
     Sample,
     TimeSeries,
     WriteRequest,
+    cmodel,
 )
 
 __all__ = ["DEFAULT_LIMITS", "DecodeLimits", "decode_histogram", "decode_payload_with", "decode_with"]
@@ -125,6 +126,20 @@ def _limits(limits: Optional[DecodeLimits]) -> DecodeLimits:
 # --- building the model ------------------------------------------------------
 
 _new_label = tuple.__new__
+
+
+def _made_labels(names: Iterable[str], values: Iterable[str]) -> List[Label]:
+    """Label objects; from C (untracked by the GC: two str make no cycle) where model.cmodel serves them."""
+    if cmodel is not None:
+        return list(map(Label, names, values))
+    return list(map(_new_label, repeat(Label), zip(names, values)))
+
+
+def _made_samples(values: Iterable[float], stamps: Iterable[int]) -> List[Sample]:
+    """Sample objects; from C (untracked by the GC) where model.cmodel serves them."""
+    if cmodel is not None:
+        return [Sample(value, timestamp_ms=stamp) for value, stamp in zip(values, stamps)]
+    return list(map(_new_label, repeat(Sample), zip(values, stamps)))
 _new_object = object.__new__
 
 
@@ -142,7 +157,7 @@ def _labels(cols: Decoded, refs: "array[int]", counts: "array[int]") -> List[Tup
     """Per entry, its labels as a tuple of (shared) Label objects."""
     strings, pairs = cols.strings, cols.pairs
     text = strings.__getitem__
-    labels = list(map(_new_label, repeat(Label), zip(map(text, pairs[0::2]), map(text, pairs[1::2]))))
+    labels = _made_labels(map(text, pairs[0::2]), map(text, pairs[1::2]))
     flat = tuple(map(labels.__getitem__, refs))
     return list(map(flat.__getitem__, map(slice, *_bounds(counts))))  # a tuple's slices are tuples
 
@@ -164,7 +179,7 @@ def _label_sets(cols: Decoded) -> List[Any]:
 
 
 def _samples(cols: Decoded) -> List[List[Sample]]:
-    flat = list(map(_new_label, repeat(Sample), zip(cols.values, cols.stamps)))
+    flat = _made_samples(cols.values, cols.stamps)
     return _split(flat, cols.series_samples)
 
 
@@ -264,7 +279,7 @@ def _build_v2(data: bytes, cols: Decoded) -> WriteRequest:
     own_exemplars: Dict[int, List[Exemplar]] = {}
     for s, exemplar in exemplars:
         own_exemplars.setdefault(s, []).append(exemplar)
-    samples = _split(list(zip(map(_new_label, repeat(Sample), zip(cols.values, cols.stamps)), cols.starts)),
+    samples = _split(list(zip(_made_samples(cols.values, cols.stamps), cols.starts)),
                      cols.series_samples)  # fmt: skip
     out: List[TimeSeries] = []
     for s in range(n):
