@@ -390,9 +390,10 @@ class _WalkV1(_Walk):
         pos, end = 0, len(buf)
         while pos < end:
             key = buf[pos]
-            if 8 <= key < 0x80 and key & 7 == 2 and pos + 1 < end and buf[pos + 1] <= min(0x7F, end - pos - 2):
+            size = buf[pos + 1] if pos + 1 < end else 0x80
+            if 8 <= key < 0x80 and key & 7 == 2 and size < 0x80 and size <= end - pos - 2:
                 field, wt, val = key >> 3, 2, pos + 2  # field_at() inline: a one-byte key and length
-                stop = pos = val + buf[pos + 1]
+                stop = pos = val + size
             else:
                 field, wt, val, stop, pos = field_at(buf, pos, end)
             if field == 1 and wt == 2:
@@ -526,9 +527,10 @@ class _WalkV2(_Walk):
         pos, end = 0, len(buf)
         while pos < end:
             key = buf[pos]
-            if 8 <= key < 0x80 and key & 7 == 2 and pos + 1 < end and buf[pos + 1] <= min(0x7F, end - pos - 2):
+            size = buf[pos + 1] if pos + 1 < end else 0x80
+            if 8 <= key < 0x80 and key & 7 == 2 and size < 0x80 and size <= end - pos - 2:
                 field, wt, val = key >> 3, 2, pos + 2  # field_at() inline: a one-byte key and length
-                stop = pos = val + buf[pos + 1]
+                stop = pos = val + size
             else:
                 field, wt, val, stop, pos = field_at(buf, pos, end)
             if field == 4 and wt == 2:
