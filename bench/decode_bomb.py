@@ -4,7 +4,7 @@
     python bench/decode_bomb.py all MIB         # every kind, each in its own process
 
 KIND: v1-series / v2-series (``0a00`` / ``2a00`` repeated: empty series, over
-the limits); otherwise a SHAPE below, as many of its elements as the default
+the limits); otherwise one of SHAPES below, as many of its elements as the default
 limits accept and one skipped field padding the body to size. MIB: the
 decompressed size. Prints one JSON line per body: outcome (ok or the error),
 the best CPU seconds of three decode_payload calls, peak RSS in MiB.
@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, Tuple
+from typing import Dict
 
 from promwrite import _pysnappy, codec
 from promwrite._pydecode import (
@@ -52,11 +52,6 @@ def _distinct_label(i: int) -> bytes:
     return _ld(0x0A, b"\x0a\x01a" + _ld(0x12, str(i).encode()))
 
 
-# SHAPE: (protocol, the body's elements for a budget and a size, estimated cost per element).
-# Each builder returns (prefix, element, suffix-wrapper) folded into `_fill`.
-Builder = Callable[[int, int], bytes]
-
-
 def _fill(unit: bytes, cost: int, budget: int, size: int, reserve: int = 64) -> int:
     """How many `unit`s fit both the cost budget and the size."""
     return max(0, min((budget - 4096) // cost, (size - reserve) // len(unit)))
@@ -67,8 +62,8 @@ def _in_series_v1(inner: bytes) -> bytes:
 
 
 def _shape(kind: str, size: int) -> bytes:
+    """The elements of a SHAPE body: as many as the default limits' cost budget and the size allow."""
     budget = DecodeLimits().max_expansion * size + (64 << 10)
-    v1_series = COST_SERIES
     if kind == "v1-accepted":
         return b"\x0a\x00" * _fill(b"\x0a\x00", COST_SERIES, budget, size)
     if kind == "v2-accepted":
@@ -85,7 +80,7 @@ def _shape(kind: str, size: int) -> bytes:
             i += 1
         return b"".join(out)
     if kind == "v1-distinct-labels":
-        out, i, spent, used = [], 0, v1_series, 16
+        out, i, spent, used = [], 0, COST_SERIES, 16
         while True:
             unit = _distinct_label(i)
             cost = COST_LABEL_REF + COST_PAIR + COST_STRING + len(str(i))
@@ -103,17 +98,17 @@ def _shape(kind: str, size: int) -> bytes:
     }
     if kind in single:
         unit, cost = single[kind]
-        return _in_series_v1(unit * _fill(unit, cost, budget - v1_series, size))
+        return _in_series_v1(unit * _fill(unit, cost, budget - COST_SERIES, size))
     if kind == "v1-exemplar-labels":
-        n = _fill(b"\x0a\x00", COST_LABEL_REF, budget - v1_series - COST_EXEMPLAR, size)
+        n = _fill(b"\x0a\x00", COST_LABEL_REF, budget - COST_SERIES - COST_EXEMPLAR, size)
         return _in_series_v1(_ld(0x1A, b"\x0a\x00" * n))
     if kind == "v1-metadata":
         return b"\x1a\x00" * _fill(b"\x1a\x00", COST_METADATA, budget, size)
     if kind == "v1-spans":
-        n = _fill(b"\x5a\x00", COST_SPAN, budget - v1_series - COST_HISTOGRAM, size)
+        n = _fill(b"\x5a\x00", COST_SPAN, budget - COST_SERIES - COST_HISTOGRAM, size)
         return _in_series_v1(_ld(0x22, b"\x5a\x00" * n))
     if kind == "v1-deltas":
-        n = _fill(b"\x00", COST_BUCKET, budget - v1_series - COST_HISTOGRAM, size)
+        n = _fill(b"\x00", COST_BUCKET, budget - COST_SERIES - COST_HISTOGRAM, size)
         return _in_series_v1(_ld(0x22, _ld(0x62, bytes(n))))
     if kind == "v1-skipped":
         return b"\x7a\x00" * ((size - 64) // 2)
