@@ -327,10 +327,17 @@ class _WalkV1(_Walk):
     def exemplar(self, pos: int, end: int, series: int) -> None:
         buf = self.buf
         labels = value = ts = 0
+        refs = self.out.exemplar_refs
         while pos < end:
+            if buf[pos] == 0x0A and pos + 1 < end and buf[pos + 1] < 0x80 and buf[pos + 1] <= end - pos - 2:
+                val = pos + 2  # a label of a one-byte length, as series() reads it
+                pos = val + buf[pos + 1]
+                self.label(val, pos, refs)
+                labels += 1
+                continue
             field, wt, val, stop, pos = field_at(buf, pos, end)
             if field == 1 and wt == 2:
-                self.label(val, stop, self.out.exemplar_refs)
+                self.label(val, stop, refs)
                 labels += 1
             elif field == 2 and wt == 1:
                 value = val
