@@ -156,8 +156,14 @@ def fields(buf: bytes, pos: int, end: int) -> Iterator[_Field]:
     """(field, wire type, value, end) of each field in buf[pos:end]; for a
     length-delimited field, value is where its bytes start."""
     while pos < end:
-        field, wt, val, stop, pos = field_at(buf, pos, end)
-        yield field, wt, val, stop
+        key = buf[pos]
+        size = buf[pos + 1] if pos + 1 < end else 0x80
+        if 8 <= key < 0x80 and key & 7 == 2 and size < 0x80 and size <= end - pos - 2:
+            pos += 2 + size  # field_at() inline: a one-byte key and length (nearly every field)
+            yield key >> 3, 2, pos - size, pos
+        else:
+            field, wt, val, stop, pos = field_at(buf, pos, end)
+            yield field, wt, val, stop
 
 
 def _signed(value: int) -> int:
@@ -394,15 +400,7 @@ class _WalkV1(_Walk):
         self.strings.append("")
         buf, counts, limits = self.buf, self.counts, self.limits
         known, rows = self.metadata_reads, self.out.metadata
-        pos, end = 0, len(buf)
-        while pos < end:
-            key = buf[pos]
-            size = buf[pos + 1] if pos + 1 < end else 0x80
-            if 8 <= key < 0x80 and key & 7 == 2 and size < 0x80 and size <= end - pos - 2:
-                field, wt, val = key >> 3, 2, pos + 2  # field_at() inline: a one-byte key and length
-                stop = pos = val + size
-            else:
-                field, wt, val, stop, pos = field_at(buf, pos, end)
+        for field, wt, val, stop in fields(buf, 0, len(buf)):
             if field == 1 and wt == 2:
                 self.charge(SERIES, 1, COST_SERIES)
                 self.series(val, stop)
@@ -531,15 +529,7 @@ class _WalkV2(_Walk):
     def run(self) -> Decoded:
         buf, counts, limits, strings = self.buf, self.counts, self.limits, self.strings
         spans = []
-        pos, end = 0, len(buf)
-        while pos < end:
-            key = buf[pos]
-            size = buf[pos + 1] if pos + 1 < end else 0x80
-            if 8 <= key < 0x80 and key & 7 == 2 and size < 0x80 and size <= end - pos - 2:
-                field, wt, val = key >> 3, 2, pos + 2  # field_at() inline: a one-byte key and length
-                stop = pos = val + size
-            else:
-                field, wt, val, stop, pos = field_at(buf, pos, end)
+        for field, wt, val, stop in fields(buf, 0, len(buf)):
             if field == 4 and wt == 2:
                 text = buf[val:stop]
                 if text.isascii() and COST_STRING + len(text) <= limits[COST] - counts[COST]:
