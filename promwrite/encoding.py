@@ -126,7 +126,7 @@ def label_fields(kernels: Kernels, series: List[TimeSeries]) -> Tuple[bytes, "ar
             out[index] = fields = text[start : start + length]
             start += length
             if isinstance(given[index], LabelSet):
-                given[index]._pb = fields  # type: ignore[union-attr]
+                given[index].keep_encoding(fields)  # type: ignore[union-attr]
     return b"".join(out), array("q", map(len, out))  # type: ignore[arg-type]
 
 

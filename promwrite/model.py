@@ -46,6 +46,7 @@ __all__ = [
     "now_ms",
 ]
 
+from .names import LEGACY, name_validation, valid_under_both
 from .scalars import (
     INT64_MAX,
     INT64_MIN,
@@ -83,6 +84,12 @@ class LabelSet:
         self.labels: Tuple[Label, ...] = sort_labels(labels)
         self._pb: Optional[bytes] = None  # filled by the codec on first use
         self._hash: Optional[int] = None
+
+    def keep_encoding(self, fields: bytes) -> None:
+        """Keep the codec's encoding for later writes, unless it holds names that only
+        the "utf-8" rules allow (they may change to legacy before the next write)."""
+        if name_validation() == LEGACY or valid_under_both(self.labels):
+            self._pb = fields
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.labels)

@@ -12,8 +12,12 @@ mode on every call.
 from __future__ import annotations
 
 import re
+from typing import Iterable, Tuple
 
-__all__ = ["LEGACY", "UTF8", "is_valid_label_name", "is_valid_metric_name", "name_validation", "set_name_validation"]
+__all__ = [
+    "LEGACY", "UTF8", "is_valid_label_name", "is_valid_metric_name", "name_validation", "set_name_validation",
+    "valid_under_both",
+]
 
 LEGACY = "legacy"
 UTF8 = "utf-8"
@@ -47,3 +51,13 @@ def is_valid_label_name(name: str) -> bool:
 def is_valid_metric_name(name: str) -> bool:
     """Whether `name` is a valid metric name under the rules in force."""
     return bool(name) if _scheme == UTF8 else LEGACY_METRIC_NAME.fullmatch(name) is not None
+
+
+def valid_under_both(pairs: Iterable[Tuple[str, str]]) -> bool:
+    """Whether label pairs are valid under the legacy rules, hence under either: an
+    encoding checked under "utf-8" may only be kept for later if so, as the rules can change."""
+    return all(
+        LEGACY_LABEL_NAME.fullmatch(name) is not None
+        and (name != "__name__" or LEGACY_METRIC_NAME.fullmatch(value) is not None)
+        for name, value in pairs
+    )

@@ -7,7 +7,7 @@ from typing import Iterator
 import pytest
 
 import promwrite
-from promwrite import Sample, SeriesError, TimeSeries, WriteRequest, decode
+from promwrite import LabelSet, Sample, SeriesError, TimeSeries, WriteRequest, decode
 from promwrite.codec import encode_with
 from promwrite.names import is_valid_label_name, is_valid_metric_name, name_validation, set_name_validation
 
@@ -65,3 +65,19 @@ def test_utf8_mode_still_refuses_empty_names(kernels, utf8_names: None) -> None:
                             ({"x.y": "1"}, "no __name__")]:
         with pytest.raises(SeriesError, match=problem):
             encode_with(kernels, WriteRequest([TimeSeries(labels, [(1.0, 1)])]), compress=False)
+
+
+@pytest.mark.parametrize("protocol", ["1.0", "2.0"])
+def test_a_label_set_sent_under_utf8_rules_is_checked_again_under_legacy(kernels, protocol: str) -> None:
+    """A LabelSet keeps its encoding for later writes; one holding names only "utf-8" allows must be checked again."""
+    utf8_only, plain = LabelSet(UTF8_SERIES[1].labels), LabelSet({"__name__": "up", "job": "a"})
+    request = WriteRequest([TimeSeries(plain, [(1.0, 1000)]), TimeSeries(utf8_only, [(2.0, 1000)])])
+    set_name_validation("utf-8")
+    try:
+        encode_with(kernels, request, compress=False, protocol=protocol)
+    finally:
+        set_name_validation("legacy")
+    with pytest.raises(SeriesError, match=r"series 1 .*is invalid") as info:
+        encode_with(kernels, request, compress=False, protocol=protocol)
+    assert info.value.index == 1
+    assert plain._pb is not None or protocol == "2.0"  # valid under both rules: kept (1.0 keeps label encodings)

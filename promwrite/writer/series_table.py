@@ -106,7 +106,7 @@ class SeriesTable:
                         index = prefer(i) if prefer is not None else zlib.crc32(text) % len(self.shards)
                         labels = many[i]
                         if isinstance(labels, LabelSet) and labels._pb is None:
-                            labels._pb = text
+                            labels.keep_encoding(text)
                         entry = (self.shards[index], len(self.fields))
                         self.fields.append(text)
                         self.field_len.append(len(text))
