@@ -17,12 +17,12 @@ import io
 import re
 import socket
 import ssl
-import threading
 import time
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
 
+from ._resolve import resolve
 from .errors import ConnectError, PromwriteError, TimeoutError
 
 __all__ = ["Endpoint", "MAX_BODY", "check_headers", "redact_url"]
@@ -89,37 +89,6 @@ def find_proxy(scheme: str, host: str, proxy: Optional[str]) -> Optional[Proxy]:
         pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
         authorization = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
     return Proxy(parts.hostname, parts.port or 80, authorization, redact_url(parts.geturl()))
-
-
-AddressInfo = Tuple[socket.AddressFamily, socket.SocketKind, int, str, Tuple[Any, ...]]
-
-
-def resolve(host: str, port: int, seconds: float) -> List[AddressInfo]:
-    """The TCP addresses of `host`:`port` (getaddrinfo), or socket.timeout after `seconds`.
-
-    The system resolver cannot be interrupted, so a name is looked up in a
-    daemon thread that is left to finish alone when the caller stops waiting.
-    """
-    try:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
-    except socket.gaierror:
-        pass  # a name, not an address: look it up
-    answer: List[Union[List[AddressInfo], Exception]] = []
-    done = threading.Event()
-
-    def look_up() -> None:
-        try:
-            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except Exception as exc:  # gaierror, or UnicodeError for a name IDNA cannot encode
-            answer.append(exc)
-        done.set()
-
-    threading.Thread(target=look_up, name="promwrite-resolve", daemon=True).start()
-    if not done.wait(seconds):
-        raise socket.timeout(f"{host!r} was not resolved within {seconds:g} s")
-    if isinstance(answer[0], Exception):
-        raise answer[0]
-    return answer[0]
 
 
 class _DeadlineReader(io.RawIOBase):

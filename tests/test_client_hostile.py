@@ -119,6 +119,51 @@ def test_timeout_bounds_the_name_lookup(hanging_resolver: None, call: Callable[[
     assert elapsed < 2.0, elapsed
 
 
+def _lookup_threads() -> int:
+    return sum(t.name == "promwrite-resolve" and t.is_alive() for t in threading.enumerate())
+
+
+def _lookup_threads_reach(count: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _lookup_threads() != count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _lookup_threads() == count
+
+
+def test_lookups_on_a_hung_resolver_are_shared_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before, every call left its own thread waiting on the resolver: 400 calls, 400 threads.
+    from promwrite._resolve import MAX_LOOKUPS, resolve
+
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def hanging(host: object, port: object, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> object:
+        if flags & socket.AI_NUMERICHOST:
+            return real(host, port, family, type, proto, flags)  # type: ignore[arg-type]
+        release.wait(30)  # a name: hangs, as with an unreachable DNS server, until released
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    assert _lookup_threads_reach(0, 10)  # other tests' lookups have ended
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    try:
+        for _ in range(200):
+            with pytest.raises(socket.timeout, match="'same.test' was not resolved within 0.01 s"):
+                resolve("same.test", 80, 0.01)
+        assert _lookup_threads() == 1  # one lookup, shared by every caller
+        refused = 0
+        for i in range(200):
+            with pytest.raises(socket.timeout, match=f"'host{i}.test' was not resolved") as info:
+                resolve(f"host{i}.test", 80, 0.01)
+            refused += "lookups are still waiting" in str(info.value)
+        assert _lookup_threads() == MAX_LOOKUPS
+        assert refused == 200 - (MAX_LOOKUPS - 1)  # failed at once, without a thread
+        assert resolve("127.0.0.1", 80, 0.01)[0][4] == ("127.0.0.1", 80)  # an address needs no lookup
+    finally:
+        release.set()
+    assert _lookup_threads_reach(0, 10)
+    assert resolve("same.test", 80, 5)[0][4] == ("127.0.0.1", 80)  # a new lookup once they ended
+
+
 # -- bodies are read up to a bound ---------------------------------------------------------------
 
 HUGE = 64 << 20
