@@ -23,6 +23,7 @@ import time
 from typing import Any, Dict, List, NoReturn, Optional, TextIO, Union
 
 from . import __version__, _backend
+from ._checks import positive_int, positive_seconds
 from .names import LEGACY_LABEL_NAME, LEGACY_METRIC_NAME
 
 
@@ -58,6 +59,29 @@ class _Fail(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _count(text: str) -> int:
+    """A flag's positive whole number (argparse's `type`: a bad one is a usage error naming the flag)."""
+    try:
+        return positive_int("value", int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    """A flag's positive, finite number of seconds (argparse's `type`)."""
+    try:
+        return positive_seconds("value", float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}") from None
+
+
+def _port(text: str) -> int:
+    """A flag's TCP port, 0 for any free one (argparse's `type`)."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in [0, 65535], not {text!r}")
+    return int(text)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -129,20 +153,20 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
     )
     receive.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    receive.add_argument("--port", type=int, default=9201, help="port to listen on (default 9201; 0 picks a free one)")
+    receive.add_argument("--port", type=_port, default=9201, help="port to listen on (default 9201; 0 picks a free one)")
     receive.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     receive.add_argument("--username", "-u", default=os.environ.get("PROMWRITE_USERNAME"),
                          help="require basic auth with this user; password from $PROMWRITE_PASSWORD or --password-file")
     receive.add_argument("--password-file", metavar="FILE", help="file holding the basic-auth password")
-    receive.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+    receive.add_argument("--header-timeout", type=_seconds, default=10.0, metavar="S",
                          help="seconds for a request's line and headers, and an idle connection's limit (default 10)")
-    receive.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+    receive.add_argument("--body-timeout", type=_seconds, default=30.0, metavar="S",
                          help="seconds for a request's body (default 30)")
-    receive.add_argument("--max-connections", type=int, default=100, metavar="N",
+    receive.add_argument("--max-connections", type=_count, default=100, metavar="N",
                          help="connections served at once; more are answered 503 (default 100)")
-    receive.add_argument("--max-length", type=int, default=64 << 20, metavar="BYTES",
+    receive.add_argument("--max-length", type=_count, default=64 << 20, metavar="BYTES",
                          help="largest request, decompressed; larger are answered 413 (default 64 MiB)")
-    receive.add_argument("--memory-budget", type=int, metavar="BYTES",
+    receive.add_argument("--memory-budget", type=_count, metavar="BYTES",
                          help="request bodies, compressed and decompressed, held at once; more are answered 503"
                               " (default 256 MiB, or one request of --max-length if more)")  # fmt: skip
     return parser

@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import codec, snappy
 from ._pysnappy import max_compressed_length, uncompressed_length
+from ._checks import positive_int, positive_seconds
 from ._serving import CHUNK, CappedServer, DeadlineReads, MemoryBudget, linger
 from .decoder import DecodeLimits
 from .errors import DecodeError, DecodeLimitError, SnappyError
@@ -40,6 +41,7 @@ __all__ = ["DEFAULT_MEMORY_BUDGET", "Receiver"]
 #: Bytes of bodies, compressed and decompressed, that a Receiver holds at once across its connections, unless
 #: told otherwise (or more, when its `max_length` needs more for one request alone).
 DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024
+_MAX_SNAPPY_LENGTH = (1 << 32) - 1  # the most a snappy block can declare (a 32-bit length)
 _HEADERS_ALLOWANCE = 1 << 16  # bytes of request line and headers drained, with the body, from a refused peer
 
 Answer = Tuple[int, str, Dict[str, str]]  # (status, reason, extra headers)
@@ -77,15 +79,17 @@ class Receiver:
         max_connections: int = 100,
         memory_budget: Optional[int] = None,
     ) -> None:
-        if not header_timeout > 0 or not body_timeout > 0:
-            raise ValueError(f"timeouts must be positive seconds, not {header_timeout!r} and {body_timeout!r}")
-        if max_connections < 1:
-            raise ValueError(f"max_connections must be at least 1, not {max_connections!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int in [0, 65535] (0 picks a free one), not {port!r}")
+        max_length = positive_int("max_length", max_length, _MAX_SNAPPY_LENGTH)
+        header_timeout = positive_seconds("header_timeout", header_timeout)
+        body_timeout = positive_seconds("body_timeout", body_timeout)
+        max_connections = positive_int("max_connections", max_connections)
         largest_body = max_compressed_length(max_length)
         one_request = largest_body + max_length  # its body and what it decompresses to
         if memory_budget is None:
             memory_budget = max(DEFAULT_MEMORY_BUDGET, one_request)
-        elif memory_budget < one_request:
+        elif positive_int("memory_budget", memory_budget) < one_request:
             raise ValueError(
                 f"memory_budget must hold at least one request of max_length {max_length:,} bytes (its body and"
                 f" what it decompresses to): {one_request:,} bytes, not {memory_budget!r}"

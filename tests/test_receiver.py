@@ -345,9 +345,46 @@ def test_receive_flags_set_its_timeouts_cap_and_limits() -> None:
 
 
 @pytest.mark.parametrize(
+    "options, words",
+    [({"max_length": 0}, "max_length must be a positive int of at most 4,294,967,295, not 0"),
+     ({"max_length": -1}, "max_length must be a positive int of at most 4,294,967,295, not -1"),
+     ({"max_length": 1 << 32}, "max_length must be a positive int of at most 4,294,967,295, not 4294967296"),
+     ({"max_length": "1000"}, "max_length must be a positive int of at most 4,294,967,295, not '1000'"),
+     ({"max_length": 1000.0}, "max_length must be a positive int of at most 4,294,967,295, not 1000.0"),
+     ({"memory_budget": 0}, "memory_budget must be a positive int, not 0"),
+     ({"memory_budget": -(1 << 30)}, "memory_budget must be a positive int, not -1073741824"),
+     ({"memory_budget": 1e9}, "memory_budget must be a positive int, not 1000000000.0"),
+     ({"max_length": 1000, "memory_budget": 1000}, "memory_budget must hold at least one request"),
+     ({"max_connections": 0}, "max_connections must be a positive int, not 0"),
+     ({"max_connections": True}, "max_connections must be a positive int, not True"),
+     ({"max_connections": 2.5}, "max_connections must be a positive int, not 2.5"),
+     ({"header_timeout": 0}, "header_timeout must be positive seconds, not 0"),
+     ({"header_timeout": "10"}, "header_timeout must be positive seconds, not '10'"),
+     ({"body_timeout": -1.0}, "body_timeout must be positive seconds, not -1.0"),
+     ({"body_timeout": float("nan")}, "body_timeout must be positive seconds, not nan"),
+     ({"body_timeout": float("inf")}, "body_timeout must be positive seconds, not inf"),
+     ({"port": -1}, "port must be an int in [0, 65535] (0 picks a free one), not -1"),
+     ({"port": 65536}, "port must be an int in [0, 65535] (0 picks a free one), not 65536")],
+    ids=lambda v: "" if isinstance(v, str) else "-".join(f"{k}={v!r}" for k, v in v.items()),
+)
+def test_receiver_refuses_nonsensical_numbers(options: Dict[str, object], words: str) -> None:
+    # Before, max_length=0 made a receiver that answered every write 413, and a string or float
+    # raised a TypeError from deep inside (or was taken), and an inf timeout failed at the first read.
+    with pytest.raises(ValueError) as info:
+        Receiver(**options)  # type: ignore[arg-type]
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
     "flags, words",
-    [(["--max-connections", "0"], "max_connections must be at least 1"),
-     (["--header-timeout", "0"], "timeouts must be positive"),
+    [(["--max-connections", "0"], "argument --max-connections: must be a positive whole number, not '0'"),
+     (["--max-length", "0"], "argument --max-length: must be a positive whole number, not '0'"),
+     (["--max-length", "-5"], "argument --max-length: must be a positive whole number, not '-5'"),
+     (["--memory-budget", "1.5"], "argument --memory-budget: must be a positive whole number, not '1.5'"),
+     (["--header-timeout", "0"], "argument --header-timeout: must be a positive number of seconds, not '0'"),
+     (["--body-timeout", "nan"], "argument --body-timeout: must be a positive number of seconds, not 'nan'"),
+     (["--port", "70000"], "argument --port: must be a port number in [0, 65535], not '70000'"),
+     (["--max-length", "5000000000"], "max_length must be a positive int of at most 4,294,967,295"),
      (["--max-length", "1000", "--memory-budget", "1000"], "memory_budget must hold at least one request")],
 )
 def test_receive_refuses_bad_flag_values(flags: List[str], words: str) -> None:
