@@ -15,6 +15,7 @@ import json
 import os
 import posixpath
 import re
+import ssl
 import threading
 import time
 import urllib.parse
@@ -333,6 +334,14 @@ class OAuth2:
     `timeout` bounds the whole token request. A redirect from the token
     endpoint is never followed (it would carry the client secret elsewhere):
     it raises `OAuth2Error`. Proxies come from the environment, as for `Client`.
+
+    An https `token_url` is verified with `ssl_context` when given (e.g.
+    ``ssl.create_default_context(cafile=...)`` for a private CA), else with the
+    system's trust store; never with the `Client`'s TLS settings, which are for
+    the remote-write endpoint: its CA, client certificate or
+    `insecure_skip_verify` would otherwise reach, or stop verifying, the host
+    that receives the client secret (Prometheus, too, gives oauth2 a tls_config
+    of its own).
     """
 
     _MAX_EARLY = 30.0
@@ -346,6 +355,7 @@ class OAuth2:
         *,
         endpoint_params: Optional[Mapping[str, Union[str, Sequence[str]]]] = None,
         timeout: float = 10.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         if not isinstance(client_id, str) or not client_id:
             raise ValueError("OAuth2 needs a non-empty client_id")
@@ -354,6 +364,10 @@ class OAuth2:
         parts = urllib.parse.urlsplit(token_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("the OAuth2 token_url must be an http:// or https:// URL with a host")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise ValueError(f"OAuth2's ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}")
+        if ssl_context is not None and parts.scheme != "https":
+            raise ValueError("OAuth2's ssl_context was given for a plain http:// token_url")
         if isinstance(scopes, str):
             scopes = scopes.split()
         if not timeout or timeout <= 0:
@@ -363,7 +377,7 @@ class OAuth2:
         self.scopes: Tuple[str, ...] = tuple(scopes)
         self.endpoint_params: Dict[str, Union[str, Sequence[str]]] = dict(endpoint_params or {})
         self.timeout = float(timeout)
-        self._endpoint = Endpoint(token_url, None, None)
+        self._endpoint = Endpoint(token_url, ssl_context, None)
         self._secret = client_secret
         self._token: Optional[str] = None
         self._expires_at: Optional[float] = None  # monotonic; None: no expiry given

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import threading
 import time
 import urllib.parse
@@ -34,7 +35,8 @@ class TokenServer(LoopbackServer):
     """A client-credentials token endpoint that counts requests and hands out tok-1, tok-2, ..."""
 
     def __init__(
-        self, expires_in: Optional[float] = 3600, delay: float = 0.0, secret: str = SECRET, host: str = "127.0.0.1"
+        self, expires_in: Optional[float] = 3600, delay: float = 0.0, secret: str = SECRET, host: str = "127.0.0.1",
+        tls: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.expires_in = expires_in
         self.delay = delay
@@ -42,11 +44,14 @@ class TokenServer(LoopbackServer):
         self.requests: List[Dict[str, object]] = []
         self._lock = threading.Lock()
         super().__init__(self._handler(), host)
+        if tls is not None:  # https: the handshake happens as a connection is accepted
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/oauth2/token"
+        scheme = "https" if isinstance(self._server.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://{host}:{port}/oauth2/token"
 
     @property
     def count(self) -> int:

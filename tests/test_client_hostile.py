@@ -271,6 +271,27 @@ def test_an_https_token_endpoint_redirecting_to_plain_http_is_not_followed(
     assert SECRET not in str(info.value)
 
 
+def test_oauth2_verifies_its_token_endpoint_with_the_given_ssl_context(tls: Tuple[ssl.SSLContext, str]) -> None:
+    # Before, OAuth2 took no ssl_context: a token endpoint behind a private CA was out of reach
+    # unless the whole process's trust store (SSL_CERT_FILE) was changed.
+    context, ca_file = tls
+    with TokenServer(secret=SECRET, tls=context) as tokens:
+        with pytest.raises(ConnectError, match="OAuth2 token endpoint https://127.0.0.1:.*TLS failed: CERTIFICATE_VERIFY_FAILED"):
+            OAuth2("id", SECRET, tokens.url).token()  # the system's trust store knows nothing of the test CA
+        assert OAuth2("id", SECRET, tokens.url, ssl_context=ssl.create_default_context(cafile=ca_file)).token() == "tok-1"
+        # The Client's TLS settings are the remote-write endpoint's, not the token endpoint's: not borrowed.
+        with FaultyServer([OK], tls=context) as endpoint:
+            with Client(endpoint.url, ca_file=ca_file, auth=OAuth2("id", SECRET, tokens.url)) as client:
+                with pytest.raises(ConnectError, match="OAuth2 token endpoint .*CERTIFICATE_VERIFY_FAILED"):
+                    client.write(one())
+            assert endpoint.arrivals == []
+        assert len(tokens.requests) == 1
+    with pytest.raises(ValueError, match="ssl_context was given for a plain http:// token_url"):
+        OAuth2("id", SECRET, "http://127.0.0.1:9/token", ssl_context=ssl.create_default_context())
+    with pytest.raises(ValueError, match="ssl_context must be an ssl.SSLContext, not str"):
+        OAuth2("id", SECRET, "https://127.0.0.1:9/token", ssl_context=ca_file)  # type: ignore[arg-type]
+
+
 class RecordingProxy(LoopbackServer):
     """An http proxy that records each request line and headers and asks for basic credentials:
     with them it answers a POST 204 itself and tunnels a CONNECT; without, 407."""
