@@ -309,6 +309,26 @@ def test_bad_input_raises_at_add_and_queues_nothing() -> None:
         assert server.arrivals == []
 
 
+@pytest.mark.parametrize(
+    "pair, problem",
+    [(("1.5", 1), "sample value must be a number, not '1.5'"),
+     ((1.5, 1.0), "sample timestamp must be int milliseconds, not 1.0"),
+     ((1.5, 1 << 63), "sample timestamp 9223372036854775808 is outside the int64 range"),
+     ((10**400, 2), r"sample value 1000.*\(401 digits\) is too large for a float"),
+     ((1.5,), r"samples must be Sample objects or \(value, timestamp_ms\) pairs, not \(1.5,\)"),
+     (1.5, r"samples must be Sample objects or \(value, timestamp_ms\) pairs, not 1.5")],
+)
+def test_add_series_names_the_series_and_its_bad_sample(kernels: Any, pair: object, problem: str) -> None:
+    # add_series reads samples as the codec does (encoding.sample_arrays): before, it had its own
+    # copy of that read, and every bad sample got one message that did not say what was wrong.
+    with FaultyServer() as server:
+        with writer(server.url, _kernels=kernels) as w:
+            with pytest.raises(SeriesError, match="^series 0 bad{job='t'}: " + problem):
+                w.add_series(TimeSeries({"__name__": "bad", "job": "t"}, [(1.0, 1), pair]))  # type: ignore[list-item]
+            assert_balanced(w, samples_added=0, series_added=0)
+        assert server.arrivals == []
+
+
 class _BadSet:
     labels = ({"__name__": "ok"}, {"__name__": "1bad"})
 

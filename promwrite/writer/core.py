@@ -12,7 +12,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from .. import _backend
 from ..client import Client
-from ..encoding import extras_v1
+from ..encoding import extras_v1, sample_arrays
 from ..errors import SeriesError
 from ..model import LabelSet, Labels, Time, TimeSeries, format_labels, to_float, to_ms
 from ..retry import Retry
@@ -189,14 +189,7 @@ class Writer:
         """Queue a TimeSeries: its samples (in time order), exemplars and histograms."""
         if not isinstance(series, TimeSeries):
             raise TypeError(f"add_series takes a TimeSeries, not {type(series).__name__}")
-        samples = series.samples
-        try:
-            vals = array("d", [s[0] for s in samples])
-            stamps = array("q", [s[1] for s in samples])
-        except (TypeError, IndexError, KeyError, OverflowError):
-            raise ValueError(
-                f"series {format_labels(series.labels)}: samples must be Sample objects or (value, timestamp_ms) pairs"
-            ) from None
+        _, vals, stamps = sample_arrays([series], [series.samples])  # SeriesError naming the series and sample
         if any(a >= b for a, b in zip(stamps, stamps[1:])):
             raise SeriesError(0, "sample timestamps are not strictly increasing", format_labels(series.labels))
         if not len(vals) and not series.histograms:
