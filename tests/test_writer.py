@@ -676,6 +676,12 @@ def test_memory_per_queued_sample_is_under_100_bytes() -> None:
 def test_flush_interval_and_options_are_validated() -> None:
     with pytest.raises(ValueError):
         Writer("http://127.0.0.1:1/x", shards=0, close_at_exit=False)
+    # Before, a bool passed as an int, an infinite interval failed in the shard threads, a str raised TypeError.
+    for option, bad in [("shards", True), ("max_queued_samples", 10.0), ("max_samples_per_send", "10"),
+                        ("flush_interval", float("inf")), ("flush_interval", "1")]:  # fmt: skip
+        words = "positive seconds" if option == "flush_interval" else "a positive int"
+        with pytest.raises(ValueError, match=f"^{option} must be {words}, not {bad!r}$"):
+            Writer("http://127.0.0.1:1/x", close_at_exit=False, **{option: bad})
     with pytest.raises(ValueError):
         Writer("http://127.0.0.1:1/x", when_full="explode", close_at_exit=False)
     with pytest.raises(TypeError):

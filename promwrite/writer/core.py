@@ -11,6 +11,7 @@ from array import array
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from .. import _backend
+from .._checks import positive_int, positive_seconds
 from ..client import Client
 from ..encoding import extras_v1, sample_arrays
 from ..errors import SeriesError
@@ -18,7 +19,7 @@ from ..model import LabelSet, Labels, Time, TimeSeries, format_labels, to_float,
 from ..retry import Retry
 from ..spool import Spool, SpoolError
 from . import lifecycle
-from .delivery import Delivery
+from .delivery import Delivery, default_spool_cap
 from .queue import Shard, ShardedQueue
 from .reports import FailedBatch, WriterStats
 from ..batch import sample_columns
@@ -56,7 +57,9 @@ class Writer:
       batch is written there before it is sent, so after a crash or
       ``kill -9`` the next Writer on the directory sends what was cut into a
       batch (at least once: the batches on the wire at the kill, one per
-      shard at most, may arrive twice); `spool_max_bytes` bounds it;
+      shard at most, may arrive twice); `spool_max_bytes` bounds it (default
+      1 GiB, or half the disk's room for it when less; at the bound batches
+      wait in memory, and what close() cannot deliver is failed "spool_error");
     - `on_failure`: called with a `FailedBatch` for every batch given up
       (from a sender thread; exceptions in it are logged and ignored);
     - `close_timeout`: how long `close()` waits for delivery by default (30 s);
@@ -94,14 +97,10 @@ class Writer:
             self.client, self._owns_client = Client(target, **client_options), True
         else:
             raise TypeError(f"target must be a Client or a URL, not {type(target).__name__}")
-        if not isinstance(max_samples_per_send, int) or max_samples_per_send < 1:
-            raise ValueError(f"max_samples_per_send must be a positive int, not {max_samples_per_send!r}")
-        if not flush_interval > 0:
-            raise ValueError(f"flush_interval must be positive seconds, not {flush_interval!r}")
-        if not isinstance(shards, int) or shards < 1:
-            raise ValueError(f"shards must be a positive int, not {shards!r}")
-        if not isinstance(max_queued_samples, int) or max_queued_samples < 1:
-            raise ValueError(f"max_queued_samples must be a positive int, not {max_queued_samples!r}")
+        positive_int("max_samples_per_send", max_samples_per_send)
+        positive_seconds("flush_interval", flush_interval)
+        positive_int("shards", shards)
+        positive_int("max_queued_samples", max_queued_samples)
         if when_full not in ("block", "drop_oldest"):
             raise ValueError(f"when_full must be 'block' or 'drop_oldest', not {when_full!r}")
         if block_timeout is not None and not block_timeout >= 0:
@@ -116,7 +115,11 @@ class Writer:
             block_timeout, float(flush_interval), self._full_message,
         )  # fmt: skip
         self._table = SeriesTable(self._queue.shards, kernels if kernels is not None else _backend.kernels)
+        if spool_max_bytes is not None:
+            positive_int("spool_max_bytes", spool_max_bytes)
         self._spool = Spool(spool_dir, spool_max_bytes) if spool_dir is not None else None
+        if self._spool is not None and spool_max_bytes is None:
+            self._spool.max_bytes = default_spool_cap(self._spool)
         self._delivery = Delivery(self.client, self.retry, self._queue, self._spool, on_failure)
         self._threads: List[threading.Thread] = []
         try:
@@ -360,6 +363,11 @@ class Writer:
 
     def _full_message(self) -> str:
         return f" to {self.client.url}; last error: {self._delivery.last_error or 'none'}"
+
+    @property
+    def spool_max_bytes(self) -> Optional[int]:
+        """The bound of the spool in effect (given, or the default), None without a spool."""
+        return self._spool.max_bytes if self._spool is not None else None
 
     @property
     def closed(self) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import shutil
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -26,12 +27,27 @@ from ..spool import CORRUPT, REJECTED, Spool, SpoolCorrupt, SpoolError
 from .queue import ShardedQueue
 from .reports import FailedBatch
 
-__all__ = ["CutBatch", "Delivery"]
+__all__ = ["CutBatch", "DEFAULT_SPOOL_MAX_BYTES", "Delivery", "default_spool_cap"]
 
 log = logging.getLogger("promwrite")
 
 _monotonic = time.monotonic
 _KEPT_IN_MEMORY = 4  # batches per shard waiting to be sent whose payload stays in memory (the rest: on disk)
+
+#: The most a Writer's spool holds unless `spool_max_bytes` says: about 100 million samples (a batch
+#: takes 6-12 compressed bytes a sample, measured with 10 or 1 samples per series), hours of a busy
+#: process's output behind a dead endpoint, while a full disk would stop everything else on it.
+DEFAULT_SPOOL_MAX_BYTES = 1 << 30
+
+
+def default_spool_cap(spool: Spool) -> int:
+    """DEFAULT_SPOOL_MAX_BYTES, or half the room `spool` has on its disk (free space plus what it holds)
+    when that is less: a spool behind a dead endpoint must not fill the disk others write to."""
+    try:
+        room = shutil.disk_usage(spool.root).free + spool.bytes
+    except OSError:
+        return DEFAULT_SPOOL_MAX_BYTES
+    return min(DEFAULT_SPOOL_MAX_BYTES, room // 2)
 
 
 class CutBatch:
