@@ -10,6 +10,7 @@ at once, so retries against a dead DNS server cannot pile up threads.
 from __future__ import annotations
 
 import copy
+import os
 import socket
 import threading
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -34,6 +35,17 @@ class _Lookup:
 
 _lock = threading.Lock()
 _in_flight: Dict[Tuple[str, int], _Lookup] = {}
+
+
+def _forget_in_child() -> None:
+    """After fork: the parent's lookup threads are not in the child, so their lookups would never end here."""
+    global _lock, _in_flight
+    _lock = threading.Lock()
+    _in_flight = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _look_up(key: Tuple[str, int], lookup: _Lookup) -> None:

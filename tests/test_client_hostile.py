@@ -9,6 +9,7 @@ import ast
 import asyncio
 import base64
 import logging
+import os
 import pathlib
 import select
 import shutil
@@ -162,6 +163,38 @@ def test_lookups_on_a_hung_resolver_are_shared_and_capped(monkeypatch: pytest.Mo
         release.set()
     assert _lookup_threads_reach(0, 10)
     assert resolve("same.test", 80, 5)[0][4] == ("127.0.0.1", 80)  # a new lookup once they ended
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_wait_on_its_parents_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The parent's lookup thread is not in the child: its shared lookup would never end there, and
+    # every lookup of that name in the child would wait its whole timeout.
+    from promwrite._resolve import resolve
+
+    release = threading.Event()
+
+    def hanging(host: object, port: object, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> object:
+        if flags & socket.AI_NUMERICHOST:
+            raise socket.gaierror(socket.EAI_NONAME, "not a numeric address")
+        release.wait(30)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    try:
+        with pytest.raises(socket.timeout):
+            resolve("forked.test", 80, 0.01)  # its lookup hangs on in a thread
+        pid = os.fork()
+        if pid == 0:  # the child: the resolver answers now
+            code = 1
+            try:
+                release.set()
+                code = 0 if resolve("forked.test", 80, 5)[0][4] == ("127.0.0.1", 80) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
 # -- bodies are read up to a bound ---------------------------------------------------------------
