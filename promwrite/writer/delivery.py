@@ -34,7 +34,7 @@ log = logging.getLogger("promwrite")
 _monotonic = time.monotonic
 _KEPT_IN_MEMORY = 4  # batches per shard waiting to be sent whose payload stays in memory (the rest: on disk)
 
-#: The most a Writer's spool holds unless `spool_max_bytes` says: about 100 million samples (a batch
+#: The most a Writer's spool holds unless `spool_max_bytes` says: 90 to 180 million samples (a batch
 #: takes 6-12 compressed bytes a sample, measured with 10 or 1 samples per series), hours of a busy
 #: process's output behind a dead endpoint, while a full disk would stop everything else on it.
 DEFAULT_SPOOL_MAX_BYTES = 1 << 30
