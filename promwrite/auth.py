@@ -21,6 +21,7 @@ import time
 import urllib.parse
 from typing import Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
+from ._checks import positive_seconds
 from ._http import Endpoint, redact_url
 from .errors import PromwriteError
 
@@ -370,8 +371,7 @@ class OAuth2:
             raise ValueError("OAuth2's ssl_context was given for a plain http:// token_url")
         if isinstance(scopes, str):
             scopes = scopes.split()
-        if not timeout or timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        timeout = positive_seconds("timeout", timeout)
         self.client_id = client_id
         self.token_url = token_url
         self.scopes: Tuple[str, ...] = tuple(scopes)

@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import codec
 from ._version import __version__
+from ._checks import positive_seconds
 from ._http import BoundedConnection, Endpoint, check_headers
 from .auth import Auth, BasicAuth
 from .errors import PromwriteError, UnsupportedProtocolError, WriteError
@@ -179,8 +180,7 @@ class Client:
             auth = BasicAuth(
                 urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
             )
-        if not timeout or timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        timeout = positive_seconds("timeout", timeout)
         tls = _make_ssl(parts.scheme, ssl_context, ca_file, cert_file, key_file, insecure_skip_verify)
         self._endpoint = Endpoint(url, tls, proxy)
         self.url = self._endpoint.shown

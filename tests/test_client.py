@@ -18,6 +18,7 @@ from promwrite import (
     Client,
     ConnectError,
     Sample,
+    OAuth2,
     SeriesError,
     TimeSeries,
     WriteError,
@@ -256,3 +257,12 @@ def test_forked_child_opens_its_own_connection_and_lock() -> None:
         names = [a.request.timeseries[0].labels[0].value for a in server.arrivals]
     assert sorted(names) == ["before_fork", "in_child", "parent_after"]
     assert server.connections == 2
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), True, "5", None])
+def test_timeout_must_be_positive_finite_seconds(timeout: object) -> None:
+    """NaN and infinity used to be taken (and fail later, inside the socket); a bool as 1 s."""
+    with pytest.raises(ValueError, match=f"timeout must be positive seconds, not {timeout!r}"):
+        Client("http://127.0.0.1:1/w", timeout=timeout)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=f"timeout must be positive seconds, not {timeout!r}"):
+        OAuth2("id", "secret", "https://idp/token", timeout=timeout)  # type: ignore[arg-type]
