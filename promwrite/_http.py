@@ -22,7 +22,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
 
-from ._resolve import resolve
+from ._resolve import ResolverBusy, resolve
 from .errors import ConnectError, PromwriteError, TimeoutError
 
 __all__ = ["Endpoint", "MAX_BODY", "check_headers", "redact_url"]
@@ -234,6 +234,8 @@ class Endpoint:
         where = f"{what}{self.where()}"
         if isinstance(exc, (socket.timeout, TimeoutError)):
             return TimeoutError(f"{where}: no answer within {timeout:g} s")
+        if isinstance(exc, ResolverBusy):
+            return ConnectError(f"{where}: {exc}")
         if isinstance(exc, ssl.SSLError):
             return ConnectError(f"{where}: TLS failed: {exc.reason or type(exc).__name__}")
         if isinstance(exc, ConnectionRefusedError):

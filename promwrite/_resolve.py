@@ -58,9 +58,13 @@ def _look_up(key: Tuple[str, int], lookup: _Lookup) -> None:
     lookup.done.set()
 
 
+class ResolverBusy(OSError):
+    """A name not looked up, because `MAX_LOOKUPS` other lookups are still waiting on the resolver."""
+
+
 def resolve(host: str, port: int, seconds: float) -> List[AddressInfo]:
     """The TCP addresses of `host`:`port` (getaddrinfo), or socket.timeout after `seconds`
-    (at once when `MAX_LOOKUPS` other names are still being looked up)."""
+    (ResolverBusy at once when `MAX_LOOKUPS` other names are still being looked up)."""
     try:
         return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
     except socket.gaierror:
@@ -70,7 +74,7 @@ def resolve(host: str, port: int, seconds: float) -> List[AddressInfo]:
         lookup: Optional[_Lookup] = _in_flight.get(key)
         if lookup is None:
             if len(_in_flight) >= MAX_LOOKUPS:
-                raise socket.timeout(f"{host!r} was not resolved: {MAX_LOOKUPS} other lookups are still waiting")
+                raise ResolverBusy(f"{host!r} was not resolved: {MAX_LOOKUPS} other lookups are still waiting")
             lookup = _Lookup()
             thread = threading.Thread(target=_look_up, args=(key, lookup), name="promwrite-resolve", daemon=True)
             thread.start()  # under the lock: _look_up's removal waits for this insertion

@@ -133,7 +133,7 @@ def _lookup_threads_reach(count: int, seconds: float) -> bool:
 
 def test_lookups_on_a_hung_resolver_are_shared_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     # Before, every call left its own thread waiting on the resolver: 400 calls, 400 threads.
-    from promwrite._resolve import MAX_LOOKUPS, resolve
+    from promwrite._resolve import MAX_LOOKUPS, ResolverBusy, resolve
 
     release = threading.Event()
     real = socket.getaddrinfo
@@ -153,10 +153,14 @@ def test_lookups_on_a_hung_resolver_are_shared_and_capped(monkeypatch: pytest.Mo
         assert _lookup_threads() == 1  # one lookup, shared by every caller
         refused = 0
         for i in range(200):
-            with pytest.raises(socket.timeout, match=f"'host{i}.test' was not resolved") as info:
+            with pytest.raises((socket.timeout, ResolverBusy), match=f"'host{i}.test' was not resolved") as info:
                 resolve(f"host{i}.test", 80, 0.01)
-            refused += "lookups are still waiting" in str(info.value)
+            refused += isinstance(info.value, ResolverBusy) and "lookups are still waiting" in str(info.value)
         assert _lookup_threads() == MAX_LOOKUPS
+        with Client("http://busy.test:9/w", timeout=5) as client, pytest.raises(ConnectError) as busy:
+            client.write(WriteRequest([TimeSeries({"__name__": "up"}, [(1.0, 1)])]))
+        assert str(busy.value) == ("http://busy.test:9/w: 'busy.test' was not resolved:"
+                                   f" {MAX_LOOKUPS} other lookups are still waiting")  # at once, and not "no answer within 5 s"
         assert refused == 200 - (MAX_LOOKUPS - 1)  # failed at once, without a thread
         assert resolve("127.0.0.1", 80, 0.01)[0][4] == ("127.0.0.1", 80)  # an address needs no lookup
     finally:
