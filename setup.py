@@ -50,7 +50,8 @@ def extensions() -> list:
         return []
     # csrc/cpython/: the model's hot paths, on the CPython API (no cffi)
     cpython = [
-        Extension("promwrite._cmodel", ["csrc/cpython/cmodel.c"], extra_compile_args=["-std=c99", "-O2"])
+        Extension("promwrite._cmodel", ["csrc/cpython/cmodel.c", "csrc/cpython/cbuild.c"],
+                  depends=["csrc/cpython/cmodel.h"], extra_compile_args=["-std=c99", "-O2"])
     ] if platform.python_implementation() == "CPython" else []  # fmt: skip
     try:
         import cffi  # noqa: F401

@@ -135,12 +135,9 @@ def _made_labels(names: Iterable[str], values: Iterable[str]) -> List[Label]:
     return list(map(_new_label, repeat(Label), zip(names, values)))
 
 
-def _made_samples(values: Iterable[float], stamps: Iterable[int]) -> List[Sample]:
-    """Sample objects; from C (untracked by the GC) where model.cmodel serves them."""
-    if cmodel is not None:
-        return [Sample(value, timestamp_ms=stamp) for value, stamp in zip(values, stamps)]
-    return list(map(_new_label, repeat(Sample), zip(values, stamps)))
 _new_object = object.__new__
+if cmodel is not None:
+    cmodel.register_label_set(LabelSet)  # for cmodel.build_label_sets
 
 
 def _bounds(counts: "array[int]") -> Tuple[List[int], List[int]]:
@@ -148,7 +145,7 @@ def _bounds(counts: "array[int]") -> Tuple[List[int], List[int]]:
     return [0, *ends[:-1]], ends
 
 
-def _split(items: List[Any], counts: "array[int]") -> List[Any]:
+def _split(items: Sequence[Any], counts: "array[int]") -> List[Any]:
     """items cut into consecutive lists of counts[i] items."""
     return list(map(items.__getitem__, map(slice, *_bounds(counts))))
 
@@ -164,7 +161,9 @@ def _labels(cols: Decoded, refs: "array[int]", counts: "array[int]") -> List[Tup
 
 def _label_sets(cols: Decoded) -> List[Any]:
     """Each series' labels: a LabelSet when sorted by name (as `TimeSeries.labels` gives
-    them, without sorting again), else the tuple as it came."""
+    them, without sorting again), else the tuple as it came. In C where model.cmodel is built."""
+    if cmodel is not None:
+        return cmodel.build_label_sets(cols.strings, cols.pairs, cols.label_refs, cols.series_labels, cols.unsorted)
     tuples: List[Any] = _labels(cols, cols.label_refs, cols.series_labels)
     sets: List[Any] = []
     append = sets.append
@@ -179,12 +178,17 @@ def _label_sets(cols: Decoded) -> List[Any]:
 
 
 def _samples(cols: Decoded) -> List[List[Sample]]:
-    flat = _made_samples(cols.values, cols.stamps)
-    return _split(flat, cols.series_samples)
+    """Each series' samples, as a list of Sample objects (from C, untracked by the GC, where model.cmodel is built)."""
+    if cmodel is not None:
+        return cmodel.build_sample_lists(cols.values, cols.stamps, cols.series_samples)
+    return _split(list(map(_new_label, repeat(Sample), zip(cols.values, cols.stamps))), cols.series_samples)
 
 
-def _series(labels: Sequence[Any], samples: Sequence[List[Sample]], metadata: Any = None, starts: Any = None) -> List[TimeSeries]:
-    """TimeSeries objects, filled from the wire as they are (no constructor checks)."""
+def _series(labels: Sequence[Any], samples: Sequence[List[Sample]], metadata: Optional[Sequence[Any]] = None,
+            starts: Optional[Sequence[Any]] = None) -> List[TimeSeries]:
+    """TimeSeries objects, filled from the wire as they are (no constructor checks); in C where model.cmodel is built."""
+    if cmodel is not None:
+        return cmodel.build_series(labels, samples, metadata, starts)
     out: List[TimeSeries] = []
     append = out.append
     for labels_of, samples_of, metadata_of, start in zip(
@@ -279,8 +283,7 @@ def _build_v2(data: bytes, cols: Decoded) -> WriteRequest:
     own_exemplars: Dict[int, List[Exemplar]] = {}
     for s, exemplar in exemplars:
         own_exemplars.setdefault(s, []).append(exemplar)
-    samples = _split(list(zip(_made_samples(cols.values, cols.stamps), cols.starts)),
-                     cols.series_samples)  # fmt: skip
+    samples = list(map(list, map(zip, _samples(cols), _split(cols.starts, cols.series_samples))))
     out: List[TimeSeries] = []
     for s in range(n):
         runs = [("samples", items, begun) for items, begun in _runs(samples[s])]

@@ -9,19 +9,19 @@
  *   float and an int) and Labels of two str cannot be in a reference cycle,
  *   so the garbage collector does not track them, as CPython does not track
  *   such plain tuples once it has seen them.
+ * - Builders (cbuild.c): a decoded request's columns to model objects.
  * - Readers: sample_arrays reads a request's samples (Sample objects or
  *   plain (value, timestamp_ms) tuples) into packed columns, label_texts a
  *   request's label dicts into the texts the C label kernel takes, each in
  *   one pass; both answer None for anything they do not take, and the
  *   caller's Python path then reads (and words the error) as before.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "cmodel.h"
 
 #include <stdint.h>
 #include <string.h>
 
-static PyTypeObject *sample_type;  /* promwrite.model.Sample, once registered */
+PyTypeObject *sample_type;         /* promwrite.model.Sample, once registered */
 static PyObject *sample_python_new; /* its Python __new__(cls, value, time=None, *, timestamp_ms=None) */
 static PyObject *str_timestamp_ms;
 
@@ -158,7 +158,7 @@ static PyObject *register_sample(PyObject *module, PyObject *cls)
 
 /* ---------------------------------------------------------------- Label */
 
-static PyTypeObject *label_type;  /* promwrite.model.Label, once registered */
+PyTypeObject *label_type;         /* promwrite.model.Label, once registered */
 static PyObject *label_python_new; /* its namedtuple __new__(cls, name, value) */
 
 /* Label's tp_vectorcall: Label(name, value) made here, any other call by its __new__. */
@@ -201,11 +201,10 @@ static PyObject *register_label(PyObject *module, PyObject *cls)
 /* ---------------------------------------------------------- TimeSeries */
 
 /* TimeSeries's slots, in this order, as its __init__ sets them. */
-static const char *const series_slot_names[] = {"_labels", "samples", "exemplars", "histograms", "metadata",
-                                                 "start_timestamp_ms"};
-#define N_SERIES_SLOTS (sizeof series_slot_names / sizeof *series_slot_names)
-static PyTypeObject *series_type;
-static PyObject *series_slots[N_SERIES_SLOTS]; /* their descriptors */
+const char *const series_slot_names[N_SERIES_SLOTS] = {"_labels", "samples", "exemplars", "histograms",
+                                                          "metadata", "start_timestamp_ms"};
+PyTypeObject *series_type;
+PyObject *series_slots[N_SERIES_SLOTS]; /* their descriptors */
 static PyObject *series_python_init;           /* TimeSeries.__init__ */
 static PyObject *str_sample, *empty_tuple;
 
@@ -528,9 +527,16 @@ static PyObject *label_texts(PyObject *module, PyObject *dicts)
 }
 
 static PyMethodDef methods[] = {
+    {"build_label_sets", (PyCFunction)(void (*)(void))build_label_sets, METH_FASTCALL,
+     "(strings, pairs, label_refs, series_labels, unsorted) -> each series' LabelSet (or tuple): decoder._label_sets in C."},
+    {"build_sample_lists", (PyCFunction)(void (*)(void))build_sample_lists, METH_FASTCALL,
+     "(values, stamps, series_samples) -> each series' list of Samples: decoder._samples in C."},
+    {"build_series", (PyCFunction)(void (*)(void))build_series, METH_FASTCALL,
+     "(labels, samples, metadata, starts) -> a TimeSeries of each, filled as decoded: decoder._series in C."},
     {"label_texts", label_texts, METH_O,
      "(names, values, n_labels, counts) of a list of label dicts, the texts \"\\0\"-joined UTF-8; None for what C does not read."},
     {"register_label", register_label, METH_O, "Serve Label(...) calls from C (promwrite.model does this once)."},
+    {"register_label_set", register_label_set, METH_O, "The LabelSet class build_label_sets makes (promwrite.decoder registers it)."},
     {"register_sample", register_sample, METH_O, "Serve Sample(...) calls from C (promwrite.model does this once)."},
     {"register_series", register_series, METH_O, "Serve TimeSeries(...) calls from C (promwrite.model does this once)."},
     {"sample_arrays", sample_arrays, METH_O,
