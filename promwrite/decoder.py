@@ -283,10 +283,10 @@ def _build_v2(data: bytes, cols: Decoded) -> WriteRequest:
     own_exemplars: Dict[int, List[Exemplar]] = {}
     for s, exemplar in exemplars:
         own_exemplars.setdefault(s, []).append(exemplar)
-    samples = list(map(list, map(zip, _samples(cols), _split(cols.starts, cols.series_samples))))
+    samples, starts = _samples(cols), _split(cols.starts, cols.series_samples)
     out: List[TimeSeries] = []
     for s in range(n):
-        runs = [("samples", items, begun) for items, begun in _runs(samples[s])]
+        runs = [("samples", items, begun) for items, begun in _sample_runs(samples[s], starts[s])]
         runs += [("histograms", items, begun) for items, begun in _runs(histograms.get(s, []))]
         for k, (what, items, begun) in enumerate(runs or [("samples", [], 0)]):
             parts: Dict[str, List[Any]] = {"samples": [], "histograms": []}
@@ -296,6 +296,13 @@ def _build_v2(data: bytes, cols: Decoded) -> WriteRequest:
             if k == 0:
                 out[-1].exemplars = own_exemplars.get(s, [])
     return WriteRequest(out)
+
+
+def _sample_runs(samples: List[Sample], starts: "array[int]") -> List[Tuple[List[Sample], int]]:
+    """A series' samples grouped by equal start timestamp; the list itself when all share one (the usual)."""
+    if starts and starts.count(starts[0]) == len(starts):
+        return [(samples, starts[0])]
+    return _runs(list(zip(samples, starts)))
 
 
 def _runs(items: List[Tuple[Any, int]]) -> List[Tuple[List[Any], int]]:

@@ -1,8 +1,9 @@
-"""csrc/cpython/cmodel.c (promwrite._cmodel) strict with each compiler, and under AddressSanitizer + UBSan.
+"""csrc/cpython/ (promwrite._cmodel) strict with each compiler, and under AddressSanitizer + UBSan.
 
 The sanitized module is built into a copy of the package and runs the tests of
-its every path (tests/test_cmodel.py, the model and codec tests) with objects
-on malloc, so that ASan sees every Python object the module reads or writes.
+its every path (tests/test_cmodel.py, test_cbuild.py, the model and codec
+tests) with objects on malloc, so that ASan sees every Python object the
+module reads or writes.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ import pytest
 
 from .ctools import COMPILERS, CSRC, ROOT, SANITIZE, STRICT, build, cc_id, need, unavailable
 
-SOURCE = CSRC / "cpython" / "cmodel.c"
+SOURCES = [CSRC / "cpython" / name for name in ("cmodel.c", "cbuild.c")]  # setup.py's, as one module
 INCLUDE = "-I" + sysconfig.get_paths()["include"]
 
 
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])
 @pytest.mark.parametrize("cc", COMPILERS, ids=cc_id)
 def test_compiles_strict(cc: Any, opt: str, tmp_path: pathlib.Path) -> None:
-    done = build(need(cc), [*STRICT, opt, "-fPIC", INCLUDE, "-c", str(SOURCE), "-o", str(tmp_path / "out.o")], tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    for source in SOURCES:
+        done = build(need(cc), [*STRICT, opt, "-fPIC", INCLUDE, "-c", str(source), "-o", str(tmp_path / "out.o")], tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.mark.long  # a full run only (PROMWRITE_FULL=1, CI): see conftest.py
@@ -43,11 +45,11 @@ def test_model_paths_under_sanitizers(cc: Any, tmp_path: pathlib.Path) -> None:
         runtimes.append(found)
     shutil.copytree(ROOT / "promwrite", tmp_path / "promwrite", ignore=shutil.ignore_patterns("_cmodel*", "__pycache__"))
     module = tmp_path / "promwrite" / ("_cmodel" + sysconfig.get_config_var("EXT_SUFFIX"))
-    done = build(cc, [*SANITIZE, "-std=c99", "-shared", "-fPIC", INCLUDE, str(SOURCE), "-o", str(module)], tmp_path)
+    done = build(cc, [*SANITIZE, "-std=c99", "-shared", "-fPIC", INCLUDE, *map(str, SOURCES), "-o", str(module)], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]), PYTHONMALLOC="malloc",
                LD_PRELOAD=":".join(runtimes), ASAN_OPTIONS="detect_leaks=0", PROMWRITE_FULL="1")  # fmt: skip
-    tests = [str(ROOT / "tests" / name) for name in ("test_cmodel.py", "test_model.py", "test_codec.py")]
+    tests = [str(ROOT / "tests" / name) for name in ("test_cmodel.py", "test_cbuild.py", "test_model.py", "test_codec.py")]
     launch = (  # promwrite imported from the copy first, so that the tests, run in this process, take it
         "import sys, pytest, promwrite.model as m\n"
         f"assert m.cmodel.__file__ == {str(module)!r}, m.cmodel\n"
