@@ -3,7 +3,8 @@
 A backend's decode kernel (C, or its Python twin in `_pydecode`) checks the
 wire bytes and returns flat columns: each distinct string and label pair once,
 samples as arrays, the rare parts as rows. This module builds the model
-objects from them in bulk, and decodes native histograms (checked by the
+objects from them in bulk (the series in C, csrc/cpython/cbuild.c, where
+promwrite._cmodel is built), and decodes native histograms (checked by the
 kernel) itself. `DecodeLimits` bound what one request may hold, so that a
 small hostile body cannot take unbounded time or memory.
 
@@ -251,8 +252,17 @@ def _kind(value: int) -> Any:
     return _KINDS.get(value, value)
 
 
+def _series_of(cols: Decoded, metadata: Optional[List[Any]] = None) -> List[TimeSeries]:
+    """A TimeSeries of each series' labels and samples (and metadata); in one C call, each series'
+    objects made together, where model.cmodel is built."""
+    if cmodel is not None:
+        return cmodel.build_request_series(cols.strings, cols.pairs, cols.label_refs, cols.series_labels,
+                                           cols.unsorted, cols.values, cols.stamps, cols.series_samples, metadata)
+    return _series(_label_sets(cols), _samples(cols), metadata)
+
+
 def _build_v1(data: bytes, cols: Decoded) -> WriteRequest:
-    series = _series(_label_sets(cols), _samples(cols))
+    series = _series_of(cols)
     for s, exemplar in _exemplars(cols):
         series[s].exemplars.append(exemplar)
     rows = cols.histograms
@@ -264,8 +274,7 @@ def _build_v1(data: bytes, cols: Decoded) -> WriteRequest:
 
 def _build_v2(data: bytes, cols: Decoded) -> WriteRequest:
     """One TimeSeries per run of samples (then histograms) of equal start timestamp (see `_codec2`)."""
-    labels = _label_sets(cols)
-    n = len(labels)
+    n = len(cols.series_labels)
     metadata: List[Optional[MetricMetadata]] = [None] * n
     rows = cols.metadata
     for s, found in zip(rows[0::4], _metadata(cols.strings, rows[1::4], repeat(""), rows[2::4], rows[3::4])):
@@ -273,10 +282,11 @@ def _build_v2(data: bytes, cols: Decoded) -> WriteRequest:
     exemplars = _exemplars(cols)
     rows = cols.histograms
     if not rows and not any(cols.starts):
-        series = _series(labels, _samples(cols), metadata)
+        series = _series_of(cols, metadata)
         for s, exemplar in exemplars:
             series[s].exemplars.append(exemplar)
         return WriteRequest(series)
+    labels = _label_sets(cols)
     histograms: Dict[int, List[Tuple[Histogram, int]]] = {}
     for s, start, end in zip(rows[0::3], rows[1::3], rows[2::3]):
         histograms.setdefault(s, []).append(decode_histogram(data, start, end))

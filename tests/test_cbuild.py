@@ -177,11 +177,19 @@ BAD_LABEL_COLUMNS = [
 ]
 
 
+def request_series(cols: Decoded, metadata: Any = None) -> Any:
+    return cmodel.build_request_series(cols.strings, cols.pairs, cols.label_refs, cols.series_labels, cols.unsorted,
+                                       cols.values, cols.stamps, cols.series_samples, metadata)  # fmt: skip
+
+
 @pytest.mark.parametrize("field, column, error, words", BAD_LABEL_COLUMNS)
 def test_label_sets_refuse_columns_they_cannot_read(field: str, column: Any, error: type, words: str) -> None:
     cols = good()._replace(**{field: column})
     with pytest.raises(error) as raised:
         cmodel.build_label_sets(cols.strings, cols.pairs, cols.label_refs, cols.series_labels, cols.unsorted)
+    assert words in str(raised.value)
+    with pytest.raises(error) as raised:
+        request_series(cols)
     assert words in str(raised.value)
 
 
@@ -203,6 +211,26 @@ def test_sample_lists_refuse_columns_they_cannot_read(field: str, column: Any, e
     with pytest.raises(error) as raised:
         cmodel.build_sample_lists(cols.values, cols.stamps, cols.series_samples)
     assert words in str(raised.value)
+    with pytest.raises(error) as raised:
+        request_series(cols)
+    assert words in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "cols, metadata, error, words",
+    [
+        (good()._replace(series_samples=array("q", [2])), None, ValueError, "2 series' labels but 1 series' samples"),
+        (good(), [None], ValueError, "2 series' labels but 1 series' metadata"),
+        (good(), {}, TypeError, "metadata must be a list, not dict"),
+        (good()._replace(label_refs=array("q", [0, 1, 9])), None, ValueError, "series 1 refers to label pair 9, of 2"),
+    ],
+)
+def test_request_series_refuse_parts_that_do_not_match(cols: Decoded, metadata: Any, error: type, words: str) -> None:
+    with pytest.raises(error) as raised:
+        request_series(cols, metadata)
+    assert words in str(raised.value)
+    with pytest.raises(TypeError, match="build_request_series takes 9 arguments \\(8 given\\)"):
+        cmodel.build_request_series(*cols[:5], cols.values, cols.stamps, cols.series_samples)
 
 
 def test_columns_read_from_any_buffer_of_their_format_and_held_while_read() -> None:
@@ -222,6 +250,7 @@ def test_columns_read_from_any_buffer_of_their_format_and_held_while_read() -> N
         (({}, [], None, None), TypeError, "labels must be a list, not dict"),
         (([()], [[]], 5, None), TypeError, "metadata must be a list, not int"),
         (([()], [[]], None), TypeError, "build_series takes 4 arguments (3 given)"),
+        (([()], None, None, None), TypeError, "samples must be a list, not NoneType"),
     ],
 )
 def test_series_refuse_parts_they_cannot_read(args: tuple, error: type, words: str) -> None:
@@ -235,6 +264,8 @@ def test_series_take_tuples_and_store_what_they_are_given() -> None:
     (series,) = cmodel.build_series(labels, samples, ("meta",), (5,))
     assert series._labels is labels[0] and series.samples is samples[0]
     assert (series.metadata, series.start_timestamp_ms, series.exemplars, series.histograms) == ("meta", 5, [], [])
+    first, second = request_series(good(), ("m0", "m1"))
+    assert (first.metadata, second.metadata, first.start_timestamp_ms) == ("m0", "m1", None)
 
 
 def test_builders_need_the_model_classes_registered() -> None:
@@ -244,7 +275,8 @@ def test_builders_need_the_model_classes_registered() -> None:
         "from promwrite import _cmodel\n"
         "for call in (lambda: _cmodel.build_label_sets([], array('q'), array('q'), array('q'), array('q')),\n"
         "             lambda: _cmodel.build_sample_lists(array('d'), array('q'), array('q')),\n"
-        "             lambda: _cmodel.build_series([], [], None, None)):\n"
+        "             lambda: _cmodel.build_series([], [], None, None),\n"
+        "             lambda: _cmodel.build_request_series([], *[array('q')] * 4, array('d'), array('q'), array('q'), None)):\n"
         "    try:\n"
         "        call()\n"
         "    except RuntimeError as exc:\n"
@@ -254,7 +286,7 @@ def test_builders_need_the_model_classes_registered() -> None:
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [f"promwrite._cmodel: {name} is not registered (promwrite.model does it)"
-                                       for name in ("Label", "Sample", "TimeSeries")]  # fmt: skip
+                                       for name in ("Label", "Sample", "TimeSeries", "TimeSeries")]  # fmt: skip
 
 
 def test_register_label_set_takes_only_a_slotted_class() -> None:

@@ -42,6 +42,7 @@ static int open_column(column_t *col, PyObject *obj, const char *typecode, const
         }
         PyBuffer_Release(&col->view);
     }
+    col->view.obj = NULL; /* nothing to release */
     PyErr_Clear();
     PyErr_Format(PyExc_TypeError, "%s must be an array('%s'), not %.100s", name, typecode, Py_TYPE(obj)->tp_name);
     return -1;
@@ -176,6 +177,16 @@ static PyObject *as_tuple(PyObject *obj, const char *name)
 
 /* ------------------------------------------------------------- labels */
 
+/* A request's label columns, open: every distinct Label made, the series' labels read one after another. */
+typedef struct {
+    PyObject *strings; /* a snapshot of the strings list */
+    column_t pairs, refs, counts, unsorted;
+    PyObject **labels; /* a Label per pair */
+    char *is_unsorted; /* per series */
+    Py_ssize_t n_pairs, next_ref;
+    int labels_untracked;
+} label_reader_t;
+
 /* Label(strings[name], strings[value]) of a pair of string ids, or NULL with ValueError for an id out of range. */
 static PyObject *new_label(PyObject *strings, int64_t name, int64_t value, Py_ssize_t pair)
 {
@@ -199,6 +210,66 @@ static PyObject *new_label(PyObject *strings, int64_t name, int64_t value, Py_ss
     return label;
 }
 
+static void close_labels(label_reader_t *r)
+{
+    Py_ssize_t i;
+    if (r->labels != NULL)
+        for (i = 0; i < r->n_pairs; i++)
+            Py_XDECREF(r->labels[i]);
+    PyMem_Free(r->labels);
+    PyMem_Free(r->is_unsorted);
+    PyBuffer_Release(&r->pairs.view);
+    PyBuffer_Release(&r->refs.view);
+    PyBuffer_Release(&r->counts.view);
+    PyBuffer_Release(&r->unsorted.view);
+    Py_XDECREF(r->strings);
+    memset(r, 0, sizeof *r);
+}
+
+/* 0 with r open on args (strings, pairs, label_refs, series_labels, unsorted), all checked but the
+ * references; -1 with an error (r closed) otherwise. */
+static int open_labels(label_reader_t *r, PyObject *const *args)
+{
+    Py_ssize_t i, n;
+    memset(r, 0, sizeof *r);
+    if (registered(label_type, "Label") < 0 || registered(label_set_type, "LabelSet") < 0 ||
+        (r->strings = as_tuple(args[0], "strings")) == NULL || open_column(&r->pairs, args[1], "q", "pairs") < 0 ||
+        open_column(&r->refs, args[2], "q", "label_refs") < 0 ||
+        open_column(&r->counts, args[3], "q", "series_labels") < 0 ||
+        open_column(&r->unsorted, args[4], "q", "unsorted") < 0 || check_counts(&r->counts, r->refs.n, "labels") < 0)
+        goto fail;
+    if (r->pairs.n % 2 != 0) {
+        PyErr_Format(PyExc_ValueError, "label pairs hold %zd ids, an odd number", r->pairs.n);
+        goto fail;
+    }
+    n = r->counts.n;
+    r->labels = PyMem_Calloc((size_t)(r->pairs.n ? r->pairs.n / 2 : 1), sizeof *r->labels);
+    r->is_unsorted = PyMem_Calloc((size_t)(n ? n : 1), 1);
+    if (r->labels == NULL || r->is_unsorted == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (i = 0; i < r->unsorted.n; i++) {
+        int64_t s = int_at(&r->unsorted, i);
+        if (s < 0 || s >= (int64_t)n) {
+            PyErr_Format(PyExc_ValueError, "unsorted series %lld is not one of the %zd series", (long long)s, n);
+            goto fail;
+        }
+        r->is_unsorted[s] = 1;
+    }
+    r->labels_untracked = 1;
+    for (; r->n_pairs < r->pairs.n / 2; r->n_pairs++) {
+        i = r->n_pairs;
+        if ((r->labels[i] = new_label(r->strings, int_at(&r->pairs, 2 * i), int_at(&r->pairs, 2 * i + 1), i)) == NULL)
+            goto fail;
+        r->labels_untracked &= !PyObject_GC_IsTracked(r->labels[i]);
+    }
+    return 0;
+fail:
+    close_labels(r);
+    return -1;
+}
+
 /* A LabelSet of the (sorted) labels, with no encoding or hash cached yet. */
 static PyObject *new_label_set(PyObject *labels)
 {
@@ -211,103 +282,55 @@ static PyObject *new_label_set(PyObject *labels)
     return set;
 }
 
-/* The series' labels, each a LabelSet or, for the unsorted series, the tuple itself: a new list, or NULL. */
-static PyObject *label_sets_of(PyObject *strings, const column_t *pairs, const column_t *refs,
-                               const column_t *counts, const column_t *unsorted)
+/* Series i's labels (i = 0, 1, ... in turn): a LabelSet, or the tuple itself for an unsorted series; NULL on error. */
+static PyObject *next_labels(label_reader_t *r, Py_ssize_t i)
 {
-    Py_ssize_t n_pairs = pairs->n / 2, n = counts->n, i, j, r = 0;
-    PyObject **labels = PyMem_Calloc((size_t)(n_pairs ? n_pairs : 1), sizeof *labels), *out = NULL;
-    char *is_unsorted = PyMem_Calloc((size_t)(n ? n : 1), 1);
-    int labels_untracked = 1;
-    if (labels == NULL || is_unsorted == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (pairs->n % 2 != 0) {
-        PyErr_Format(PyExc_ValueError, "label pairs hold %zd ids, an odd number", pairs->n);
-        goto done;
-    }
-    if (check_counts(counts, refs->n, "labels") < 0)
-        goto done;
-    for (i = 0; i < unsorted->n; i++) {
-        int64_t s = int_at(unsorted, i);
-        if (s < 0 || s >= (int64_t)n) {
-            PyErr_Format(PyExc_ValueError, "unsorted series %lld is not one of the %zd series", (long long)s, n);
-            goto done;
-        }
-        is_unsorted[s] = 1;
-    }
-    for (i = 0; i < n_pairs; i++) {
-        if ((labels[i] = new_label(strings, int_at(pairs, 2 * i), int_at(pairs, 2 * i + 1), i)) == NULL)
-            goto done;
-        labels_untracked &= !PyObject_GC_IsTracked(labels[i]);
-    }
-    if ((out = PyList_New(n)) == NULL)
-        goto done;
-    for (i = 0; i < n; i++) {
-        Py_ssize_t count = (Py_ssize_t)int_at(counts, i);
-        PyObject *tuple = PyTuple_New(count), *item;
-        if (tuple == NULL)
-            goto fail;
-        for (j = 0; j < count; j++, r++) {
-            int64_t ref = int_at(refs, r);
-            if (ref < 0 || ref >= (int64_t)n_pairs) {
-                Py_DECREF(tuple);
-                PyErr_Format(PyExc_ValueError, "series %zd refers to label pair %lld, of %zd", i, (long long)ref,
-                             n_pairs);
-                goto fail;
-            }
-            Py_INCREF(labels[ref]);
-            PyTuple_SET_ITEM(tuple, j, labels[ref]);
-        }
-        if (count > 0 && labels_untracked)
-            PyObject_GC_UnTrack(tuple); /* as the collector would: it holds no object it tracks */
-        if (is_unsorted[i]) {
-            item = tuple;
-        } else {
-            item = new_label_set(tuple);
+    Py_ssize_t count = (Py_ssize_t)int_at(&r->counts, i), j;
+    PyObject *tuple = PyTuple_New(count), *set;
+    if (tuple == NULL)
+        return NULL;
+    for (j = 0; j < count; j++) { /* within refs: the counts sum to their number */
+        int64_t ref = int_at(&r->refs, r->next_ref++);
+        if (ref < 0 || ref >= (int64_t)r->n_pairs) {
             Py_DECREF(tuple);
-            if (item == NULL)
-                goto fail;
+            PyErr_Format(PyExc_ValueError, "series %zd refers to label pair %lld, of %zd", i, (long long)ref,
+                         r->n_pairs);
+            return NULL;
         }
-        PyList_SET_ITEM(out, i, item);
+        Py_INCREF(r->labels[ref]);
+        PyTuple_SET_ITEM(tuple, j, r->labels[ref]);
     }
-    goto done;
-fail:
-    Py_CLEAR(out);
-done:
-    if (labels != NULL)
-        for (i = 0; i < n_pairs; i++)
-            Py_XDECREF(labels[i]);
-    PyMem_Free(labels);
-    PyMem_Free(is_unsorted);
-    return out;
+    if (count > 0 && r->labels_untracked)
+        PyObject_GC_UnTrack(tuple); /* as the collector would: it holds no object it tracks */
+    if (r->is_unsorted[i])
+        return tuple;
+    set = new_label_set(tuple);
+    Py_DECREF(tuple);
+    return set;
 }
 
 /* build_label_sets(strings, pairs, label_refs, series_labels, unsorted) -> decoder._label_sets's list. */
 PyObject *build_label_sets(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    static const char *const names[] = {"pairs", "label_refs", "series_labels", "unsorted"};
-    column_t cols[4];
-    PyObject *strings = NULL, *out = NULL;
-    int k, opened = 0;
+    label_reader_t labels;
+    PyObject *out;
+    Py_ssize_t i;
     (void)module;
     if (nargs != 5) {
         PyErr_Format(PyExc_TypeError, "build_label_sets takes 5 arguments (%zd given)", nargs);
         return NULL;
     }
-    if (registered(label_type, "Label") < 0 || registered(label_set_type, "LabelSet") < 0)
+    if (open_labels(&labels, args) < 0)
         return NULL;
-    if ((strings = as_tuple(args[0], "strings")) == NULL)
-        return NULL;
-    for (; opened < 4; opened++)
-        if (open_column(&cols[opened], args[opened + 1], "q", names[opened]) < 0)
-            goto done;
-    out = label_sets_of(strings, &cols[0], &cols[1], &cols[2], &cols[3]);
-done:
-    for (k = 0; k < opened; k++)
-        PyBuffer_Release(&cols[k].view);
-    Py_DECREF(strings);
+    out = PyList_New(labels.counts.n);
+    for (i = 0; out != NULL && i < labels.counts.n; i++) {
+        PyObject *item = next_labels(&labels, i);
+        if (item == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, i, item);
+    }
+    close_labels(&labels);
     return out;
 }
 
@@ -315,31 +338,73 @@ done:
 
 #define STAMP_CACHE 1024 /* ints of the timestamps seen last, direct-mapped by a hash */
 
+/* A request's sample columns, open: the series' samples read one after another. */
 typedef struct {
-    int64_t stamp[STAMP_CACHE];
-    PyObject *made[STAMP_CACHE];
-} stamp_cache_t;
+    column_t values, stamps, counts;
+    Py_ssize_t next;
+    int64_t *cached_stamps; /* STAMP_CACHE each */
+    PyObject **cached_ints;
+} sample_reader_t;
+
+static void close_samples(sample_reader_t *r)
+{
+    int k;
+    if (r->cached_ints != NULL)
+        for (k = 0; k < STAMP_CACHE; k++)
+            Py_XDECREF(r->cached_ints[k]);
+    PyMem_Free(r->cached_ints);
+    PyMem_Free(r->cached_stamps);
+    PyBuffer_Release(&r->values.view);
+    PyBuffer_Release(&r->stamps.view);
+    PyBuffer_Release(&r->counts.view);
+    memset(r, 0, sizeof *r);
+}
+
+/* 0 with r open on args (values, stamps, series_samples), all checked; -1 with an error (r closed) otherwise. */
+static int open_samples(sample_reader_t *r, PyObject *const *args)
+{
+    memset(r, 0, sizeof *r);
+    if (registered(sample_type, "Sample") < 0 || open_column(&r->values, args[0], "d", "values") < 0 ||
+        open_column(&r->stamps, args[1], "q", "stamps") < 0 || open_column(&r->counts, args[2], "q", "series_samples") < 0)
+        goto fail;
+    if (r->values.n != r->stamps.n) {
+        PyErr_Format(PyExc_ValueError, "%zd sample values but %zd timestamps", r->values.n, r->stamps.n);
+        goto fail;
+    }
+    if (check_counts(&r->counts, r->values.n, "samples") < 0)
+        goto fail;
+    r->cached_stamps = PyMem_Calloc(STAMP_CACHE, sizeof *r->cached_stamps);
+    r->cached_ints = PyMem_Calloc(STAMP_CACHE, sizeof *r->cached_ints);
+    if (r->cached_stamps == NULL || r->cached_ints == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    return 0;
+fail:
+    close_samples(r);
+    return -1;
+}
 
 /* An int of t (a new reference), shared with the calls before of an equal t where the cache still holds it. */
-static PyObject *stamp_int(stamp_cache_t *cache, int64_t t)
+static PyObject *stamp_int(sample_reader_t *r, int64_t t)
 {
-    size_t slot = (size_t)(((uint64_t)t * UINT64_C(0x9E3779B97F4A7C15)) >> 54);
-    PyObject *made = cache->made[slot];
-    if (made == NULL || cache->stamp[slot] != t) {
+    size_t slot = (size_t)(((uint64_t)t * UINT64_C(0x9E3779B97F4A7C15)) >> 54); /* 10 bits: STAMP_CACHE */
+    PyObject *made = r->cached_ints[slot];
+    if (made == NULL || r->cached_stamps[slot] != t) {
         if ((made = PyLong_FromLongLong((long long)t)) == NULL)
             return NULL;
-        Py_XSETREF(cache->made[slot], made);
-        cache->stamp[slot] = t;
+        Py_XSETREF(r->cached_ints[slot], made);
+        r->cached_stamps[slot] = t;
     }
     Py_INCREF(made);
     return made;
 }
 
 /* Sample(value, timestamp_ms=stamp), untracked by the collector (a float and an int: never in a cycle). */
-static PyObject *new_sample(double value, int64_t stamp, stamp_cache_t *cache)
+static PyObject *new_sample(sample_reader_t *r, double value, int64_t stamp)
 {
     PyObject *number = PyFloat_FromDouble(value), *ms = NULL, *sample;
-    if (number == NULL || (ms = stamp_int(cache, stamp)) == NULL ||
+    if (number == NULL || (ms = stamp_int(r, stamp)) == NULL ||
         (sample = sample_type->tp_alloc(sample_type, 2)) == NULL) {
         Py_XDECREF(number);
         Py_XDECREF(ms);
@@ -351,92 +416,94 @@ static PyObject *new_sample(double value, int64_t stamp, stamp_cache_t *cache)
     return sample;
 }
 
-/* Each series' Samples as a list: a new list of them, or NULL. */
-static PyObject *sample_lists_of(const column_t *values, const column_t *stamps, const column_t *counts)
+/* Series i's Samples (i = 0, 1, ... in turn) as a new list, or NULL. */
+static PyObject *next_samples(sample_reader_t *r, Py_ssize_t i)
 {
-    Py_ssize_t n = counts->n, i, j, k = 0;
-    stamp_cache_t *cache;
-    PyObject *out;
-    if (values->n != stamps->n) {
-        PyErr_Format(PyExc_ValueError, "%zd sample values but %zd timestamps", values->n, stamps->n);
-        return NULL;
-    }
-    if (check_counts(counts, values->n, "samples") < 0)
-        return NULL;
-    if ((cache = PyMem_Calloc(1, sizeof *cache)) == NULL)
-        return PyErr_NoMemory();
-    if ((out = PyList_New(n)) == NULL)
-        goto done;
-    for (i = 0; i < n; i++) {
-        Py_ssize_t count = (Py_ssize_t)int_at(counts, i);
-        PyObject *list = PyList_New(count);
-        if (list == NULL)
-            goto fail;
-        PyList_SET_ITEM(out, i, list);
-        for (j = 0; j < count; j++, k++) {
-            PyObject *sample = new_sample(double_at(values, k), int_at(stamps, k), cache);
-            if (sample == NULL)
-                goto fail;
+    Py_ssize_t count = (Py_ssize_t)int_at(&r->counts, i), j;
+    PyObject *list = PyList_New(count);
+    for (j = 0; list != NULL && j < count; j++, r->next++) { /* within values: the counts sum to their number */
+        PyObject *sample = new_sample(r, double_at(&r->values, r->next), int_at(&r->stamps, r->next));
+        if (sample == NULL)
+            Py_CLEAR(list);
+        else
             PyList_SET_ITEM(list, j, sample);
-        }
     }
-    goto done;
-fail:
-    Py_CLEAR(out);
-done:
-    for (i = 0; i < STAMP_CACHE; i++)
-        Py_XDECREF(cache->made[i]);
-    PyMem_Free(cache);
-    return out;
+    return list;
 }
 
 /* build_sample_lists(values, stamps, series_samples) -> decoder._samples's list of lists. */
 PyObject *build_sample_lists(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    column_t values, stamps, counts;
-    PyObject *out = NULL;
+    sample_reader_t samples;
+    PyObject *out;
+    Py_ssize_t i;
     (void)module;
     if (nargs != 3) {
         PyErr_Format(PyExc_TypeError, "build_sample_lists takes 3 arguments (%zd given)", nargs);
         return NULL;
     }
-    if (registered(sample_type, "Sample") < 0 || open_column(&values, args[0], "d", "values") < 0)
+    if (open_samples(&samples, args) < 0)
         return NULL;
-    if (open_column(&stamps, args[1], "q", "stamps") == 0) {
-        if (open_column(&counts, args[2], "q", "series_samples") == 0) {
-            out = sample_lists_of(&values, &stamps, &counts);
-            PyBuffer_Release(&counts.view);
-        }
-        PyBuffer_Release(&stamps.view);
+    out = PyList_New(samples.counts.n);
+    for (i = 0; out != NULL && i < samples.counts.n; i++) {
+        PyObject *item = next_samples(&samples, i);
+        if (item == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, i, item);
     }
-    PyBuffer_Release(&values.view);
+    close_samples(&samples);
     return out;
 }
 
 /* ------------------------------------------------------------- series */
 
-/* The TimeSeries of parts[0..3] (labels, samples, metadata, starts: tuples of n, the last two or None): a new list. */
-static PyObject *series_of(PyObject *const *parts, Py_ssize_t n, const Py_ssize_t *offsets)
+/* A TimeSeries of the given parts, its exemplars and histograms new empty lists: as decoder._series fills one. */
+static PyObject *new_series(const Py_ssize_t *offsets, PyObject *labels, PyObject *samples, PyObject *metadata,
+                            PyObject *start)
 {
-    PyObject *out = PyList_New(n);
-    Py_ssize_t i;
-    for (i = 0; out != NULL && i < n; i++) {
-        PyObject *series = new_object(series_type), *exemplars = NULL, *histograms = NULL;
-        if (series == NULL || (exemplars = PyList_New(0)) == NULL || (histograms = PyList_New(0)) == NULL) {
-            Py_XDECREF(series);
-            Py_XDECREF(exemplars);
-            Py_CLEAR(out);
-            break;
-        }
-        fill_slot(series, offsets[0], PyTuple_GET_ITEM(parts[0], i));
-        fill_slot(series, offsets[1], PyTuple_GET_ITEM(parts[1], i));
-        *(PyObject **)((char *)series + offsets[2]) = exemplars; /* the new lists' references */
-        *(PyObject **)((char *)series + offsets[3]) = histograms;
-        fill_slot(series, offsets[4], parts[2] == Py_None ? Py_None : PyTuple_GET_ITEM(parts[2], i));
-        fill_slot(series, offsets[5], parts[3] == Py_None ? Py_None : PyTuple_GET_ITEM(parts[3], i));
-        PyList_SET_ITEM(out, i, series);
+    PyObject *series = new_object(series_type), *exemplars = NULL, *histograms = NULL;
+    if (series == NULL || (exemplars = PyList_New(0)) == NULL || (histograms = PyList_New(0)) == NULL) {
+        Py_XDECREF(series);
+        Py_XDECREF(exemplars);
+        return NULL;
     }
-    return out;
+    fill_slot(series, offsets[0], labels);
+    fill_slot(series, offsets[1], samples);
+    *(PyObject **)((char *)series + offsets[2]) = exemplars; /* the new lists' references */
+    *(PyObject **)((char *)series + offsets[3]) = histograms;
+    fill_slot(series, offsets[4], metadata);
+    fill_slot(series, offsets[5], start);
+    return series;
+}
+
+/* offsets of TimeSeries's slots: 0; -1 with an error when it is not registered or its slots are not slots. */
+static int series_offsets(Py_ssize_t *offsets)
+{
+    if (registered(series_type, "TimeSeries") < 0)
+        return -1;
+    return slot_offsets(series_type, series_slots, series_slot_names, N_SERIES_SLOTS, offsets);
+}
+
+/* part (a list or tuple of n, or None where it may be) as a new tuple or None; NULL with an error otherwise. */
+static PyObject *part_of(PyObject *part, int may_be_none, Py_ssize_t n, const char *name)
+{
+    PyObject *tuple;
+    if (may_be_none && part == Py_None) {
+        Py_INCREF(part);
+        return part;
+    }
+    if ((tuple = as_tuple(part, name)) != NULL && PyTuple_GET_SIZE(tuple) != n) {
+        PyErr_Format(PyExc_ValueError, "%zd series' labels but %zd series' %s", n, PyTuple_GET_SIZE(tuple), name);
+        Py_CLEAR(tuple);
+    }
+    return tuple;
+}
+
+/* item i of part (a tuple, or None for all) */
+static PyObject *item_of(PyObject *part, Py_ssize_t i)
+{
+    return part == Py_None ? Py_None : PyTuple_GET_ITEM(part, i);
 }
 
 /* build_series(labels, samples, metadata, starts) -> decoder._series's list of TimeSeries. */
@@ -444,35 +511,72 @@ PyObject *build_series(PyObject *module, PyObject *const *args, Py_ssize_t nargs
 {
     static const char *const names[] = {"labels", "samples", "metadata", "starts"};
     PyObject *parts[4] = {NULL, NULL, NULL, NULL}, *out = NULL;
-    Py_ssize_t offsets[N_SERIES_SLOTS], n = 0;
+    Py_ssize_t offsets[N_SERIES_SLOTS], n = 0, i;
     int k;
     (void)module;
     if (nargs != 4) {
         PyErr_Format(PyExc_TypeError, "build_series takes 4 arguments (%zd given)", nargs);
         return NULL;
     }
-    if (registered(series_type, "TimeSeries") < 0 ||
-        slot_offsets(series_type, series_slots, series_slot_names, N_SERIES_SLOTS, offsets) < 0)
+    if (series_offsets(offsets) < 0 || (parts[0] = as_tuple(args[0], names[0])) == NULL)
         return NULL;
-    for (k = 0; k < 4; k++) {
-        if (k >= 2 && args[k] == Py_None) {
-            Py_INCREF(Py_None);
-            parts[k] = Py_None;
-            continue;
-        }
-        if ((parts[k] = as_tuple(args[k], names[k])) == NULL)
+    n = PyTuple_GET_SIZE(parts[0]);
+    for (k = 1; k < 4; k++)
+        if ((parts[k] = part_of(args[k], k >= 2, n, names[k])) == NULL)
             goto done;
-        if (k == 0) {
-            n = PyTuple_GET_SIZE(parts[0]);
-        } else if (PyTuple_GET_SIZE(parts[k]) != n) {
-            PyErr_Format(PyExc_ValueError, "%zd series' labels but %zd series' %s", n, PyTuple_GET_SIZE(parts[k]),
-                         names[k]);
-            goto done;
-        }
+    out = PyList_New(n);
+    for (i = 0; out != NULL && i < n; i++) {
+        PyObject *series = new_series(offsets, PyTuple_GET_ITEM(parts[0], i), PyTuple_GET_ITEM(parts[1], i),
+                                      item_of(parts[2], i), item_of(parts[3], i));
+        if (series == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, i, series);
     }
-    out = series_of(parts, n, offsets);
 done:
     for (k = 0; k < 4; k++)
         Py_XDECREF(parts[k]);
+    return out;
+}
+
+/* build_request_series(strings, pairs, label_refs, series_labels, unsorted, values, stamps, series_samples,
+ * metadata) -> a TimeSeries per series: build_series of build_label_sets and build_sample_lists in one pass,
+ * each series' objects made together (and so near in memory). */
+PyObject *build_request_series(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    label_reader_t labels;
+    sample_reader_t samples;
+    PyObject *metadata = NULL, *out = NULL;
+    Py_ssize_t offsets[N_SERIES_SLOTS], n, i;
+    (void)module;
+    if (nargs != 9) {
+        PyErr_Format(PyExc_TypeError, "build_request_series takes 9 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (series_offsets(offsets) < 0 || open_labels(&labels, args) < 0)
+        return NULL;
+    if (open_samples(&samples, args + 5) < 0) {
+        close_labels(&labels);
+        return NULL;
+    }
+    n = labels.counts.n;
+    if (samples.counts.n != n)
+        PyErr_Format(PyExc_ValueError, "%zd series' labels but %zd series' samples", n, samples.counts.n);
+    else if ((metadata = part_of(args[8], 1, n, "metadata")) != NULL)
+        out = PyList_New(n);
+    for (i = 0; out != NULL && i < n; i++) {
+        PyObject *labels_of = next_labels(&labels, i), *samples_of = NULL, *series = NULL;
+        if (labels_of != NULL && (samples_of = next_samples(&samples, i)) != NULL)
+            series = new_series(offsets, labels_of, samples_of, item_of(metadata, i), Py_None);
+        Py_XDECREF(labels_of);
+        Py_XDECREF(samples_of);
+        if (series == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, i, series);
+    }
+    Py_XDECREF(metadata);
+    close_labels(&labels);
+    close_samples(&samples);
     return out;
 }

@@ -529,6 +529,9 @@ static PyObject *label_texts(PyObject *module, PyObject *dicts)
 static PyMethodDef methods[] = {
     {"build_label_sets", (PyCFunction)(void (*)(void))build_label_sets, METH_FASTCALL,
      "(strings, pairs, label_refs, series_labels, unsorted) -> each series' LabelSet (or tuple): decoder._label_sets in C."},
+    {"build_request_series", (PyCFunction)(void (*)(void))build_request_series, METH_FASTCALL,
+     "(strings, pairs, label_refs, series_labels, unsorted, values, stamps, series_samples, metadata) -> each "
+     "series' TimeSeries: build_series of build_label_sets and build_sample_lists, in one pass."},
     {"build_sample_lists", (PyCFunction)(void (*)(void))build_sample_lists, METH_FASTCALL,
      "(values, stamps, series_samples) -> each series' list of Samples: decoder._samples in C."},
     {"build_series", (PyCFunction)(void (*)(void))build_series, METH_FASTCALL,

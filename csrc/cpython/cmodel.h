@@ -20,5 +20,6 @@ PyObject *register_label_set(PyObject *module, PyObject *cls);
 PyObject *build_label_sets(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *build_sample_lists(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *build_series(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *build_request_series(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif
