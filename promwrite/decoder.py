@@ -138,7 +138,7 @@ def _made_labels(names: Iterable[str], values: Iterable[str]) -> List[Label]:
 
 _new_object = object.__new__
 if cmodel is not None:
-    cmodel.register_label_set(LabelSet)  # for cmodel.build_label_sets
+    cmodel.register_label_set(LabelSet)  # the LabelSets cmodel's builders make
 
 
 def _bounds(counts: "array[int]") -> Tuple[List[int], List[int]]:
@@ -206,6 +206,15 @@ def _series(labels: Sequence[Any], samples: Sequence[List[Sample]], metadata: Op
     return out
 
 
+def _series_of(cols: Decoded, metadata: Optional[List[Any]] = None) -> List[TimeSeries]:
+    """A TimeSeries of each series' labels and samples (and metadata); in one C call, each series'
+    objects made together, where model.cmodel is built."""
+    if cmodel is not None:
+        return cmodel.build_request_series(cols.strings, cols.pairs, cols.label_refs, cols.series_labels,
+                                           cols.unsorted, cols.values, cols.stamps, cols.series_samples, metadata)
+    return _series(_label_sets(cols), _samples(cols), metadata)
+
+
 def _doubles(bits: Sequence[int]) -> "array[float]":
     out = array("d")
     out.frombytes(array("q", bits).tobytes())
@@ -250,15 +259,6 @@ def _metadata(text: List[str], kinds: Sequence[int], names: Iterable[str], helps
 def _kind(value: int) -> Any:
     value &= (1 << 64) - 1
     return _KINDS.get(value, value)
-
-
-def _series_of(cols: Decoded, metadata: Optional[List[Any]] = None) -> List[TimeSeries]:
-    """A TimeSeries of each series' labels and samples (and metadata); in one C call, each series'
-    objects made together, where model.cmodel is built."""
-    if cmodel is not None:
-        return cmodel.build_request_series(cols.strings, cols.pairs, cols.label_refs, cols.series_labels,
-                                           cols.unsorted, cols.values, cols.stamps, cols.series_samples, metadata)
-    return _series(_label_sets(cols), _samples(cols), metadata)
 
 
 def _build_v1(data: bytes, cols: Decoded) -> WriteRequest:

@@ -269,7 +269,7 @@ def test_series_take_tuples_and_store_what_they_are_given() -> None:
 
 
 def test_builders_need_the_model_classes_registered() -> None:
-    """With PROMWRITE_BACKEND=python, promwrite.model registers nothing: the builders refuse to run."""
+    """With PROMWRITE_BACKEND=python, promwrite registers no class: the builders refuse to run."""
     code = (
         "from array import array\n"
         "from promwrite import _cmodel\n"
@@ -285,7 +285,8 @@ def test_builders_need_the_model_classes_registered() -> None:
     env = dict(os.environ, PROMWRITE_BACKEND="python")
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == [f"promwrite._cmodel: {name} is not registered (promwrite.model does it)"
+    assert run.stdout.splitlines() == [f"promwrite._cmodel: {name} is not registered (importing promwrite does it, unless "
+                                       "PROMWRITE_BACKEND=python)"
                                        for name in ("Label", "Sample", "TimeSeries", "TimeSeries")]  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 /* promwrite._cmodel's builders: a decoded request's columns to model objects.
  *
- * The C twins of promwrite.decoder's _label_sets, _samples and _series, for
- * the columns a decode kernel returns (promwrite._pydecode.Decoded): the
+ * The C twins of promwrite.decoder's _label_sets, _samples, _series and
+ * _series_of (all three in one pass, each series' objects made together),
+ * for the columns a decode kernel returns (promwrite._pydecode.Decoded): the
  * same objects, of the same types and values, made without running Python
  * code. Being callable from Python with anything, they check every column's
  * type, every count and every reference before using it (TypeError,
@@ -153,12 +154,14 @@ done:
     Py_RETURN_NONE;
 }
 
-/* 0 when promwrite.model registered the class `name`; -1 with RuntimeError otherwise. */
+/* 0 when the class `name` is registered; -1 with RuntimeError otherwise. */
 static int registered(PyTypeObject *type, const char *name)
 {
     if (type != NULL)
         return 0;
-    PyErr_Format(PyExc_RuntimeError, "promwrite._cmodel: %s is not registered (promwrite.model does it)", name);
+    PyErr_Format(PyExc_RuntimeError,
+                 "promwrite._cmodel: %s is not registered (importing promwrite does it, unless PROMWRITE_BACKEND=python)",
+                 name);
     return -1;
 }
 
