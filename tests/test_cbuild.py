@@ -313,3 +313,34 @@ def test_samples_of_one_timestamp_share_its_int() -> None:
     stamps = array("q", [1 << 40] * 3 + [(1 << 40) + 15_000] * 3)
     lists = cmodel.build_sample_lists(array("d", range(6)), stamps, array("q", [1] * 6))
     assert len({id(s[0].timestamp_ms) for s in lists}) == 2 and [s[0] for s in lists] == list(zip(range(6), stamps))
+
+
+def while_collecting(clear: Any, call: Any) -> Any:
+    """call() with garbage whose finalizer runs clear() at the first collection, and a collection at every allocation."""
+
+    class Finalized:
+        def __del__(self) -> None:
+            clear()
+
+    thresholds = gc.get_threshold()
+    gc.collect()
+    junk = Finalized()
+    junk.cycle = junk  # only the collector frees it
+    try:
+        gc.set_threshold(1)
+        del junk
+        return call()
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.collect()
+
+
+def test_lists_changed_while_read_are_refused_not_read_out_of_bounds() -> None:
+    """A finalizer run by an allocation may change the lists given: what C reads next, it checks again."""
+    labels, samples = [LabelSet({"a": "b"})] * 20, [[]] * 20
+    with pytest.raises(ValueError, match="labels changed while it was read"):
+        while_collecting(labels.clear, lambda: cmodel.build_series(labels, samples, None, None))
+    cols = good()
+    strings = list(cols.strings)
+    with pytest.raises(ValueError, match="label pair 0 refers to strings 0 and 1, of 0"):
+        while_collecting(strings.clear, lambda: request_series(cols._replace(strings=strings)))

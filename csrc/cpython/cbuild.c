@@ -165,24 +165,43 @@ static int registered(PyTypeObject *type, const char *name)
     return -1;
 }
 
-/* list or tuple obj as a new tuple (a snapshot no code can change), or NULL with TypeError. */
-static PyObject *as_tuple(PyObject *obj, const char *name)
+/* 0 when obj is a list or tuple (of n items, unless n < 0), or None where it may be; -1 with an error otherwise. */
+static int check_sequence(PyObject *obj, int may_be_none, Py_ssize_t n, const char *name)
 {
-    if (PyTuple_Check(obj)) {
-        Py_INCREF(obj);
-        return obj;
+    if (may_be_none && obj == Py_None)
+        return 0;
+    if (!PyList_Check(obj) && !PyTuple_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a list, not %.100s", name, Py_TYPE(obj)->tp_name);
+        return -1;
     }
-    if (PyList_Check(obj))
-        return PyList_AsTuple(obj);
-    PyErr_Format(PyExc_TypeError, "%s must be a list, not %.100s", name, Py_TYPE(obj)->tp_name);
-    return NULL;
+    if (n >= 0 && PySequence_Fast_GET_SIZE(obj) != n) {
+        PyErr_Format(PyExc_ValueError, "%zd series' labels but %zd series' %s", n, PySequence_Fast_GET_SIZE(obj), name);
+        return -1;
+    }
+    return 0;
+}
+
+/* seq[i] (seq checked by check_sequence; None gives None) as a new reference, or NULL with ValueError when
+ * seq is no longer that long (a list changed by code an allocation ran: a finalizer). */
+static PyObject *item_at(PyObject *seq, Py_ssize_t i, const char *name)
+{
+    PyObject *item = Py_None;
+    if (seq != Py_None) {
+        if (i >= PySequence_Fast_GET_SIZE(seq)) {
+            PyErr_Format(PyExc_ValueError, "%s changed while it was read", name);
+            return NULL;
+        }
+        item = PySequence_Fast_GET_ITEM(seq, i);
+    }
+    Py_INCREF(item);
+    return item;
 }
 
 /* ------------------------------------------------------------- labels */
 
 /* A request's label columns, open: every distinct Label made, the series' labels read one after another. */
 typedef struct {
-    PyObject *strings; /* a snapshot of the strings list */
+    PyObject *strings; /* a list or tuple */
     column_t pairs, refs, counts, unsorted;
     PyObject **labels; /* a Label per pair */
     char *is_unsorted; /* per series */
@@ -193,17 +212,19 @@ typedef struct {
 /* Label(strings[name], strings[value]) of a pair of string ids, or NULL with ValueError for an id out of range. */
 static PyObject *new_label(PyObject *strings, int64_t name, int64_t value, Py_ssize_t pair)
 {
-    Py_ssize_t n = PyTuple_GET_SIZE(strings);
-    PyObject *label, *a, *b;
+    PyObject *label = label_type->tp_alloc(label_type, 2), *a, *b;
+    Py_ssize_t n;
+    if (label == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(strings); /* after the allocation, which may run code that changes the list */
     if (name < 0 || name >= (int64_t)n || value < 0 || value >= (int64_t)n) {
+        Py_DECREF(label);
         PyErr_Format(PyExc_ValueError, "label pair %zd refers to strings %lld and %lld, of %zd", pair, (long long)name,
                      (long long)value, n);
         return NULL;
     }
-    if ((label = label_type->tp_alloc(label_type, 2)) == NULL)
-        return NULL;
-    a = PyTuple_GET_ITEM(strings, (Py_ssize_t)name);
-    b = PyTuple_GET_ITEM(strings, (Py_ssize_t)value);
+    a = PySequence_Fast_GET_ITEM(strings, (Py_ssize_t)name);
+    b = PySequence_Fast_GET_ITEM(strings, (Py_ssize_t)value);
     Py_INCREF(a);
     Py_INCREF(b);
     PyTuple_SET_ITEM(label, 0, a);
@@ -236,7 +257,7 @@ static int open_labels(label_reader_t *r, PyObject *const *args)
     Py_ssize_t i, n;
     memset(r, 0, sizeof *r);
     if (registered(label_type, "Label") < 0 || registered(label_set_type, "LabelSet") < 0 ||
-        (r->strings = as_tuple(args[0], "strings")) == NULL || open_column(&r->pairs, args[1], "q", "pairs") < 0 ||
+        check_sequence(args[0], 0, -1, "strings") < 0 || open_column(&r->pairs, args[1], "q", "pairs") < 0 ||
         open_column(&r->refs, args[2], "q", "label_refs") < 0 ||
         open_column(&r->counts, args[3], "q", "series_labels") < 0 ||
         open_column(&r->unsorted, args[4], "q", "unsorted") < 0 || check_counts(&r->counts, r->refs.n, "labels") < 0)
@@ -245,6 +266,8 @@ static int open_labels(label_reader_t *r, PyObject *const *args)
         PyErr_Format(PyExc_ValueError, "label pairs hold %zd ids, an odd number", r->pairs.n);
         goto fail;
     }
+    Py_INCREF(args[0]);
+    r->strings = args[0];
     n = r->counts.n;
     r->labels = PyMem_Calloc((size_t)(r->pairs.n ? r->pairs.n / 2 : 1), sizeof *r->labels);
     r->is_unsorted = PyMem_Calloc((size_t)(n ? n : 1), 1);
@@ -461,7 +484,8 @@ PyObject *build_sample_lists(PyObject *module, PyObject *const *args, Py_ssize_t
 
 /* ------------------------------------------------------------- series */
 
-/* A TimeSeries of the given parts, its exemplars and histograms new empty lists: as decoder._series fills one. */
+/* A TimeSeries of the given parts (borrowed: held by the caller), its exemplars and histograms new empty
+ * lists: as decoder._series fills one. */
 static PyObject *new_series(const Py_ssize_t *offsets, PyObject *labels, PyObject *samples, PyObject *metadata,
                             PyObject *start)
 {
@@ -488,57 +512,38 @@ static int series_offsets(Py_ssize_t *offsets)
     return slot_offsets(series_type, series_slots, series_slot_names, N_SERIES_SLOTS, offsets);
 }
 
-/* part (a list or tuple of n, or None where it may be) as a new tuple or None; NULL with an error otherwise. */
-static PyObject *part_of(PyObject *part, int may_be_none, Py_ssize_t n, const char *name)
-{
-    PyObject *tuple;
-    if (may_be_none && part == Py_None) {
-        Py_INCREF(part);
-        return part;
-    }
-    if ((tuple = as_tuple(part, name)) != NULL && PyTuple_GET_SIZE(tuple) != n) {
-        PyErr_Format(PyExc_ValueError, "%zd series' labels but %zd series' %s", n, PyTuple_GET_SIZE(tuple), name);
-        Py_CLEAR(tuple);
-    }
-    return tuple;
-}
-
-/* item i of part (a tuple, or None for all) */
-static PyObject *item_of(PyObject *part, Py_ssize_t i)
-{
-    return part == Py_None ? Py_None : PyTuple_GET_ITEM(part, i);
-}
-
 /* build_series(labels, samples, metadata, starts) -> decoder._series's list of TimeSeries. */
 PyObject *build_series(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *const names[] = {"labels", "samples", "metadata", "starts"};
-    PyObject *parts[4] = {NULL, NULL, NULL, NULL}, *out = NULL;
-    Py_ssize_t offsets[N_SERIES_SLOTS], n = 0, i;
+    PyObject *out;
+    Py_ssize_t offsets[N_SERIES_SLOTS], n, i;
     int k;
     (void)module;
     if (nargs != 4) {
         PyErr_Format(PyExc_TypeError, "build_series takes 4 arguments (%zd given)", nargs);
         return NULL;
     }
-    if (series_offsets(offsets) < 0 || (parts[0] = as_tuple(args[0], names[0])) == NULL)
+    if (series_offsets(offsets) < 0 || check_sequence(args[0], 0, -1, names[0]) < 0)
         return NULL;
-    n = PyTuple_GET_SIZE(parts[0]);
+    n = PySequence_Fast_GET_SIZE(args[0]);
     for (k = 1; k < 4; k++)
-        if ((parts[k] = part_of(args[k], k >= 2, n, names[k])) == NULL)
-            goto done;
+        if (check_sequence(args[k], k >= 2, n, names[k]) < 0)
+            return NULL;
     out = PyList_New(n);
     for (i = 0; out != NULL && i < n; i++) {
-        PyObject *series = new_series(offsets, PyTuple_GET_ITEM(parts[0], i), PyTuple_GET_ITEM(parts[1], i),
-                                      item_of(parts[2], i), item_of(parts[3], i));
+        PyObject *parts[4] = {NULL, NULL, NULL, NULL}, *series = NULL;
+        for (k = 0; k < 4 && (k == 0 || parts[k - 1] != NULL); k++)
+            parts[k] = item_at(args[k], i, names[k]);
+        if (parts[3] != NULL)
+            series = new_series(offsets, parts[0], parts[1], parts[2], parts[3]);
+        for (k = 0; k < 4; k++)
+            Py_XDECREF(parts[k]);
         if (series == NULL)
             Py_CLEAR(out);
         else
             PyList_SET_ITEM(out, i, series);
     }
-done:
-    for (k = 0; k < 4; k++)
-        Py_XDECREF(parts[k]);
     return out;
 }
 
@@ -549,7 +554,7 @@ PyObject *build_request_series(PyObject *module, PyObject *const *args, Py_ssize
 {
     label_reader_t labels;
     sample_reader_t samples;
-    PyObject *metadata = NULL, *out = NULL;
+    PyObject *out = NULL;
     Py_ssize_t offsets[N_SERIES_SLOTS], n, i;
     (void)module;
     if (nargs != 9) {
@@ -565,20 +570,21 @@ PyObject *build_request_series(PyObject *module, PyObject *const *args, Py_ssize
     n = labels.counts.n;
     if (samples.counts.n != n)
         PyErr_Format(PyExc_ValueError, "%zd series' labels but %zd series' samples", n, samples.counts.n);
-    else if ((metadata = part_of(args[8], 1, n, "metadata")) != NULL)
+    else if (check_sequence(args[8], 1, n, "metadata") == 0)
         out = PyList_New(n);
     for (i = 0; out != NULL && i < n; i++) {
-        PyObject *labels_of = next_labels(&labels, i), *samples_of = NULL, *series = NULL;
-        if (labels_of != NULL && (samples_of = next_samples(&samples, i)) != NULL)
-            series = new_series(offsets, labels_of, samples_of, item_of(metadata, i), Py_None);
+        PyObject *labels_of = next_labels(&labels, i), *samples_of = NULL, *metadata = NULL, *series = NULL;
+        if (labels_of != NULL && (samples_of = next_samples(&samples, i)) != NULL &&
+            (metadata = item_at(args[8], i, "metadata")) != NULL)
+            series = new_series(offsets, labels_of, samples_of, metadata, Py_None);
         Py_XDECREF(labels_of);
         Py_XDECREF(samples_of);
+        Py_XDECREF(metadata);
         if (series == NULL)
             Py_CLEAR(out);
         else
             PyList_SET_ITEM(out, i, series);
     }
-    Py_XDECREF(metadata);
     close_labels(&labels);
     close_samples(&samples);
     return out;
