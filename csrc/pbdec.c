@@ -34,22 +34,34 @@ typedef struct {
     size_t start, end; /* a length-delimited field's bytes */
 } fld_t;
 
+/* An open-addressing hash table of entries 0, 1, ... (what an entry is, its
+ * user knows: a string, a pair, a label message). A 32-bit slot (small
+ * tables stay in cache) holds the bits of the entry's hash above the index
+ * bits, and the entry + 1 below them, so that a probe compares keys only
+ * when those bits match; 0 is empty. */
+typedef struct {
+    uint32_t *slot;
+    size_t mask;  /* slots - 1: a power of two up to 2^32, more than twice the entries */
+    vec_t hashes; /* each entry's hash, to place them again when the table grows */
+} table_t;
+
 typedef struct {
     const uint8_t *buf;
+    size_t buf_len;
     vec_t v[PW_DEC_NVEC];
-    uint8_t *text;
+    uint8_t *text; /* each string followed by a NUL */
     size_t text_len, text_cap;
-    vec_t byte_ends; /* byte end of each string in text */
-    vec_t spans;     /* 2.0: start, end of each series */
-    vec_t refs;      /* 2.0: the labels_refs of the series being read */
+    int nul_inside;
+    vec_t byte_ends;     /* byte end of each string in text (before its NUL) */
+    vec_t spans;         /* 2.0: start, end of each series */
+    vec_t refs;          /* 2.0: the labels_refs of the series being read */
     vec_t exemplar_refs; /* 2.0: those of the exemplar being read */
-    int64_t *stab, *ptab; /* string and pair hash tables: id + 1, 0 for empty */
-    size_t scap, pcap;
-    vec_t labels_read;    /* 1.0: start, end and pair id of each distinct label message read */
-    int64_t *ltab;        /* their hash table: index + 1, 0 for empty */
-    size_t lcap;
-    uint64_t seed;
-    const int64_t *limits;
+    table_t strings;     /* 1.0: entry k is string k + 1 (string 0, "", is never looked up) */
+    table_t pairs;       /* entry k is pair k */
+    table_t labels;      /* 1.0: entry k is row k of labels_read */
+    vec_t labels_read;   /* 1.0: start, end and pair id of each distinct label message read */
+    hash_key_t key;
+    int64_t limits[PW_LIM_N];
     int64_t counts[PW_LIM_N];
     int64_t code_points;
     uint64_t *err;
@@ -62,13 +74,21 @@ typedef struct {
             return rc_;          \
     } while (0)
 
-static int next_field(dec_t *d, size_t *pos, size_t end, fld_t *f)
+DEC_NOINLINE int claims_too_much(dec_t *d, uint64_t field, uint64_t size, size_t left)
+{
+    d->err[0] = field;
+    d->err[1] = size;
+    d->err[2] = left;
+    return PW_DEC_ECLAIMS;
+}
+
+DEC_INLINE int next_field(dec_t *d, size_t *pos, size_t end, fld_t *f)
 {
     uint64_t key, size;
     TRY(rd_varint(d->buf, pos, end, &key));
     f->field = key >> 3;
     f->wt = (unsigned)(key & 7);
-    if (f->field == 0)
+    if (DEC_UNLIKELY(f->field == 0))
         return PW_DEC_EFIELD_0;
     switch (f->wt) {
     case 0:
@@ -78,17 +98,13 @@ static int next_field(dec_t *d, size_t *pos, size_t end, fld_t *f)
         size = f->wt == 1 ? 8 : 4;
         if (end - *pos < size)
             return PW_DEC_ETRUNC_FIXED;
-        f->val = rd_fixed(d->buf + *pos, (unsigned)size);
+        f->val = f->wt == 1 ? rd_le64(d->buf + *pos) : rd_le32(d->buf + *pos);
         *pos += size;
         return 0;
     case 2:
         TRY(rd_varint(d->buf, pos, end, &size));
-        if (size > end - *pos) {
-            d->err[0] = f->field;
-            d->err[1] = size;
-            d->err[2] = end - *pos;
-            return PW_DEC_ECLAIMS;
-        }
+        if (DEC_UNLIKELY(size > end - *pos))
+            return claims_too_much(d, f->field, size, end - *pos);
         f->start = *pos;
         f->end = *pos + (size_t)size;
         *pos = f->end;
@@ -100,100 +116,148 @@ static int next_field(dec_t *d, size_t *pos, size_t end, fld_t *f)
     }
 }
 
+DEC_NOINLINE int over_limit(dec_t *d, int what)
+{
+    d->err[0] = (uint64_t)what;
+    d->err[1] = (uint64_t)d->limits[what];
+    return PW_DEC_ELIMIT;
+}
+
 /* Counts n more of `what` (a PW_LIM_* index, or -1 for none) and `cost` bytes. */
-static int charge(dec_t *d, int what, int64_t n, int64_t cost)
+DEC_INLINE int charge(dec_t *d, int what, int64_t n, int64_t cost)
 {
     if (what >= 0) {
-        if (n > d->limits[what] - d->counts[what]) {
-            d->err[0] = (uint64_t)what;
-            d->err[1] = (uint64_t)d->limits[what];
-            return PW_DEC_ELIMIT;
-        }
+        if (DEC_UNLIKELY(n > d->limits[what] - d->counts[what]))
+            return over_limit(d, what);
         d->counts[what] += n;
     }
-    if (cost > d->limits[PW_LIM_COST] - d->counts[PW_LIM_COST]) {
-        d->err[0] = PW_LIM_COST;
-        d->err[1] = (uint64_t)d->limits[PW_LIM_COST];
-        return PW_DEC_ELIMIT;
-    }
+    if (DEC_UNLIKELY(cost > d->limits[PW_LIM_COST] - d->counts[PW_LIM_COST]))
+        return over_limit(d, PW_LIM_COST);
     d->counts[PW_LIM_COST] += cost;
     return 0;
 }
 
-static size_t string_start(const dec_t *d, int64_t id)
-{
-    return id == 0 ? 0 : (size_t)d->byte_ends.p[id - 1];
-}
+/* ------------------------------------------------------------- tables */
 
-/* The bytes of string `id` (a valid pointer even while text is still empty). */
-static const uint8_t *string_bytes(const dec_t *d, int64_t id)
-{
-    static const uint8_t none[1] = {0};
-    return d->text ? d->text + string_start(d, id) : none;
-}
+#define TABLE_MAX_SLOTS ((uint64_t)1 << 32)
 
-/* The hash of label message `i` read before (see label_v1). */
-static uint64_t label_hash(const dec_t *d, size_t i)
+/* A table with room for `expected` entries before it grows. */
+static int table_init(table_t *t, size_t expected)
 {
-    const int64_t *row = d->labels_read.p + 3 * i;
-    return hash_bytes(d->buf + row[0], (size_t)(row[1] - row[0]), d->seed ^ 0x6c6162656cULL);
-}
-
-/* Grows a hash table to twice its size (or 64 slots), re-inserting every id
- * (kind: 0 strings, 1 pairs, 2 label messages). */
-static int grow_table(dec_t *d, int64_t **table, size_t *cap, size_t used, int kind)
-{
-    size_t ncap = *cap ? *cap * 2 : 64, mask;
-    int64_t *t;
-    if (ncap > SIZE_MAX / sizeof(int64_t))
+    size_t slots = 64;
+    while (slots / 2 <= expected && slots < TABLE_MAX_SLOTS / 2 && slots < SIZE_MAX / 8)
+        slots *= 2;
+    t->slot = (uint32_t *)calloc(slots, sizeof(uint32_t));
+    if (t->slot == NULL)
         return PW_DEC_ENOMEM;
-    t = (int64_t *)calloc(ncap, sizeof(int64_t));
-    if (t == NULL)
+    t->mask = slots - 1;
+    return vec_reserve(&t->hashes, expected);
+}
+
+/* Doubles the slots and places every entry again (ENOMEM past 2^32 slots:
+ * a body of 2^31 distinct strings, pairs or labels, many GiB). */
+DEC_NOINLINE int table_grow(table_t *t)
+{
+    size_t slots = t->mask + 1, mask;
+    uint32_t *s;
+    if ((uint64_t)slots >= TABLE_MAX_SLOTS || slots > SIZE_MAX / 2 / sizeof(uint32_t))
         return PW_DEC_ENOMEM;
-    mask = ncap - 1;
-    for (size_t id = 0; id < used; id++) {
-        uint64_t h;
-        if (kind == 2) {
-            h = label_hash(d, id);
-        } else if (kind == 1) {
-            h = hash_pair(d->v[PW_DEC_PAIRS].p[2 * id], d->v[PW_DEC_PAIRS].p[2 * id + 1], d->seed);
-        } else {
-            size_t a = string_start(d, (int64_t)id);
-            h = hash_bytes(string_bytes(d, (int64_t)id), (size_t)d->byte_ends.p[id] - a, d->seed);
-        }
-        while (t[h & mask])
-            h++;
-        t[h & mask] = (int64_t)id + 1;
+    s = (uint32_t *)calloc(2 * slots, sizeof(uint32_t));
+    if (s == NULL)
+        return PW_DEC_ENOMEM;
+    mask = 2 * slots - 1;
+    for (size_t k = 0; k < t->hashes.len; k++) {
+        uint64_t h = (uint64_t)t->hashes.p[k];
+        size_t at = (size_t)h;
+        while (s[at & mask])
+            at++;
+        s[at & mask] = (uint32_t)((h & ~(uint64_t)mask) | (uint64_t)(k + 1));
     }
-    free(*table);
-    *table = t;
-    *cap = ncap;
+    free(t->slot);
+    t->slot = s;
+    t->mask = mask;
     return 0;
 }
 
-/* Appends data[start..end), of `cps` code points, as a new string. */
+/* Makes room for one more entry (before looking up a key that may be added). */
+DEC_INLINE int table_room(table_t *t)
+{
+    if (DEC_UNLIKELY(2 * (t->hashes.len + 1) > t->mask))
+        return table_grow(t);
+    return 0;
+}
+
+/* The next entry from slot *at on with hash h's bits, or -1 at the empty
+ * slot ending h's run (*at then that slot: where h's entry goes). Start with
+ * *at = h. */
+DEC_INLINE int64_t table_next(const table_t *t, uint64_t h, size_t *at)
+{
+    uint32_t high = (uint32_t)~t->mask, s;
+    while ((s = t->slot[*at & t->mask]) != 0) {
+        ++*at;
+        if ((s & high) == ((uint32_t)h & high))
+            return (int64_t)(s & t->mask) - 1;
+    }
+    return -1;
+}
+
+/* Adds the next entry, of hash h, at the slot table_next ended on. */
+DEC_INLINE int table_add(table_t *t, uint64_t h, size_t at)
+{
+    size_t k = t->hashes.len;
+    TRY(push(&t->hashes, (int64_t)h));
+    t->slot[at & t->mask] = (uint32_t)((h & ~(uint64_t)t->mask) | (uint64_t)(k + 1));
+    return 0;
+}
+
+static void table_free(table_t *t)
+{
+    free(t->slot);
+    free(t->hashes.p);
+}
+
+/* ------------------------------------------------------------ strings */
+
+DEC_INLINE size_t string_start(const dec_t *d, int64_t id)
+{
+    return id == 0 ? 0 : (size_t)d->byte_ends.p[id - 1] + 1;
+}
+
+DEC_INLINE size_t string_len(const dec_t *d, int64_t id)
+{
+    return (size_t)d->byte_ends.p[id] - string_start(d, id);
+}
+
+/* Makes room for `n` more bytes of text. */
+DEC_NOINLINE int text_reserve(dec_t *d, size_t n)
+{
+    size_t cap = d->text_cap ? d->text_cap : 256;
+    uint8_t *p;
+    while (cap - d->text_len < n) {
+        if (cap > SIZE_MAX / 2)
+            return PW_DEC_ENOMEM;
+        cap *= 2;
+    }
+    p = (uint8_t *)realloc(d->text, cap);
+    if (p == NULL)
+        return PW_DEC_ENOMEM;
+    d->text = p;
+    d->text_cap = cap;
+    return 0;
+}
+
+/* Appends data[start..end), of `cps` code points, and a NUL as a new string. */
 static int store_string(dec_t *d, size_t start, size_t end, int64_t cps)
 {
     size_t n = end - start;
-    if (d->text_cap - d->text_len < n) {
-        size_t cap = d->text_cap ? d->text_cap : 256;
-        uint8_t *p;
-        while (cap - d->text_len < n) {
-            if (cap > SIZE_MAX / 2)
-                return PW_DEC_ENOMEM;
-            cap *= 2;
-        }
-        p = (uint8_t *)realloc(d->text, cap);
-        if (p == NULL)
-            return PW_DEC_ENOMEM;
-        d->text = p;
-        d->text_cap = cap;
-    }
+    if (d->text_cap - d->text_len <= n)
+        TRY(text_reserve(d, n + 1)); /* n < the input's length: no overflow */
     if (n)
         memcpy(d->text + d->text_len, d->buf + start, n);
     d->text_len += n;
-    d->code_points += cps;
-    TRY(push(&d->byte_ends, (int64_t)d->text_len));
+    d->text[d->text_len++] = 0;
+    d->code_points += cps + 1;
+    TRY(push(&d->byte_ends, (int64_t)d->text_len - 1));
     return push(&d->v[PW_DEC_STRING_ENDS], d->code_points);
 }
 
@@ -201,7 +265,7 @@ static int store_string(dec_t *d, size_t start, size_t end, int64_t cps)
 static int add_string(dec_t *d, size_t start, size_t end)
 {
     int64_t cps, width;
-    TRY(utf8_check(d->buf + start, end - start, &cps, &width));
+    TRY(utf8_check(d->buf + start, end - start, &cps, &width, &d->nul_inside));
     TRY(charge(d, -1, 0, COST_STRING + width * cps));
     return store_string(d, start, end, cps);
 }
@@ -209,56 +273,47 @@ static int add_string(dec_t *d, size_t start, size_t end)
 /* 1.0: the id of the string data[start..end), added when new. */
 static int intern_string(dec_t *d, size_t start, size_t end, int64_t *id)
 {
-    size_t n = end - start, used = d->byte_ends.len, mask;
+    size_t n = end - start, at;
+    int64_t k;
     uint64_t h;
     if (n == 0) {
         *id = 0; /* "", stored first */
         return 0;
     }
-    if (2 * (used + 1) > d->scap)
-        TRY(grow_table(d, &d->stab, &d->scap, used, 0));
-    mask = d->scap - 1;
-    h = hash_bytes(d->buf + start, n, d->seed);
-    for (;; h++) {
-        int64_t slot = d->stab[h & mask];
-        size_t a;
-        if (slot == 0)
-            break;
-        a = string_start(d, slot - 1);
-        if ((size_t)d->byte_ends.p[slot - 1] - a == n && memcmp(string_bytes(d, slot - 1), d->buf + start, n) == 0) {
-            *id = slot - 1;
+    TRY(table_room(&d->strings));
+    h = hash_bytes(d->buf + start, n, &d->key);
+    for (at = (size_t)h; (k = table_next(&d->strings, h, &at)) >= 0;) {
+        if (string_len(d, k + 1) == n && same_bytes(d->text + string_start(d, k + 1), d->buf + start, n)) {
+            *id = k + 1;
             return 0;
         }
     }
+    *id = (int64_t)d->byte_ends.len;
     TRY(add_string(d, start, end));
-    d->stab[h & mask] = (int64_t)used + 1;
-    *id = (int64_t)used;
-    return 0;
+    return table_add(&d->strings, h, at);
 }
 
 /* The id of the label pair (name, value), added (and counted) when new. */
 static int intern_pair(dec_t *d, int64_t name, int64_t value, int64_t *id)
 {
-    size_t used = d->v[PW_DEC_PAIRS].len / 2, mask;
+    const int64_t *pairs;
+    size_t at;
+    int64_t k;
     uint64_t h;
-    if (2 * (used + 1) > d->pcap)
-        TRY(grow_table(d, &d->ptab, &d->pcap, used, 1));
-    mask = d->pcap - 1;
-    for (h = hash_pair(name, value, d->seed);; h++) {
-        int64_t slot = d->ptab[h & mask];
-        if (slot == 0)
-            break;
-        if (d->v[PW_DEC_PAIRS].p[2 * (slot - 1)] == name && d->v[PW_DEC_PAIRS].p[2 * (slot - 1) + 1] == value) {
-            *id = slot - 1;
+    TRY(table_room(&d->pairs));
+    h = hash_pair(name, value, &d->key);
+    pairs = d->v[PW_DEC_PAIRS].p;
+    for (at = (size_t)h; (k = table_next(&d->pairs, h, &at)) >= 0;) {
+        if (pairs[2 * k] == name && pairs[2 * k + 1] == value) {
+            *id = k;
             return 0;
         }
     }
     TRY(charge(d, -1, 0, COST_PAIR));
+    *id = (int64_t)d->v[PW_DEC_PAIRS].len / 2;
     TRY(push(&d->v[PW_DEC_PAIRS], name));
     TRY(push(&d->v[PW_DEC_PAIRS], value));
-    d->ptab[h & mask] = (int64_t)used + 1;
-    *id = (int64_t)used;
-    return 0;
+    return table_add(&d->pairs, h, at);
 }
 
 /* Notes the series if the names of its labels (the last `count` label refs) do not strictly increase. */
@@ -268,10 +323,8 @@ static int note_order(dec_t *d, int64_t series, size_t count)
     const int64_t *pairs = d->v[PW_DEC_PAIRS].p;
     for (size_t k = refs->len - count + 1; k < refs->len; k++) {
         int64_t a = pairs[2 * refs->p[k - 1]], b = pairs[2 * refs->p[k]];
-        size_t sa = string_start(d, a), sb = string_start(d, b);
-        size_t na = (size_t)d->byte_ends.p[a] - sa, nb = (size_t)d->byte_ends.p[b] - sb;
-        int c = memcmp(string_bytes(d, a), string_bytes(d, b), na < nb ? na : nb);
-        if (c > 0 || (c == 0 && na >= nb))
+        if (a == b || !sorts_before(d->text + string_start(d, a), string_len(d, a), d->text + string_start(d, b),
+                                    string_len(d, b)))
             return push(&d->v[PW_DEC_UNSORTED], series);
     }
     return 0;
@@ -341,12 +394,24 @@ static int check_histogram(dec_t *d, size_t pos, size_t end)
 }
 
 /* Counts a sample and reads its value bits, timestamp and (2.0) start timestamp. */
-static int read_sample(dec_t *d, size_t pos, size_t end, int v2)
+DEC_INLINE int read_sample(dec_t *d, size_t pos, size_t end, int v2)
 {
+    const uint8_t *b = d->buf;
     uint64_t value = 0, ts = 0, start = 0;
-    fld_t f;
     TRY(charge(d, PW_LIM_SAMPLES, 1, COST_SAMPLE));
+    if (end - pos > 10 && b[pos] == 0x09 && b[pos + 9] == 0x10) { /* the usual sample: value, then timestamp */
+        size_t p = pos + 10;
+        if (!rd_varint_word(b, &p, end, d->buf_len, &ts))
+            TRY(rd_varint(b, &p, end, &ts));
+        if (p == end) {
+            value = rd_le64(b + pos + 1);
+            pos = end;
+        } else {
+            ts = 0;
+        }
+    }
     while (pos < end) {
+        fld_t f;
         TRY(next_field(d, &pos, end, &f));
         if (f.field == 1 && f.wt == 1)
             value = f.val;
@@ -364,23 +429,18 @@ static int read_sample(dec_t *d, size_t pos, size_t end, int v2)
 
 static int label_v1(dec_t *d, size_t pos, size_t end, vec_t *into)
 {
-    int64_t name = 0, value = 0, id;
-    size_t start = pos, used = d->labels_read.len / 3, mask;
+    int64_t name = 0, value = 0, id, k;
+    size_t start = pos, at;
     uint64_t h;
     fld_t f;
     TRY(charge(d, PW_LIM_LABELS, 1, COST_LABEL_REF));
     /* A label message read before (most repeat across series) has its strings and pair
      * interned already: its pair id, from the memo, is all that reading it again would give. */
-    if (2 * (used + 1) > d->lcap)
-        TRY(grow_table(d, &d->ltab, &d->lcap, used, 2));
-    mask = d->lcap - 1;
-    for (h = hash_bytes(d->buf + pos, end - pos, d->seed ^ 0x6c6162656cULL);; h++) {
-        int64_t slot = d->ltab[h & mask];
-        const int64_t *row;
-        if (slot == 0)
-            break;
-        row = d->labels_read.p + 3 * (slot - 1);
-        if ((size_t)(row[1] - row[0]) == end - pos && memcmp(d->buf + row[0], d->buf + pos, end - pos) == 0)
+    TRY(table_room(&d->labels));
+    h = hash_bytes(d->buf + pos, end - pos, &d->key);
+    for (at = (size_t)h; (k = table_next(&d->labels, h, &at)) >= 0;) {
+        const int64_t *row = d->labels_read.p + 3 * k;
+        if ((size_t)(row[1] - row[0]) == end - pos && same_bytes(d->buf + row[0], d->buf + pos, end - pos))
             return push(into, row[2]);
     }
     while (pos < end) {
@@ -397,7 +457,7 @@ static int label_v1(dec_t *d, size_t pos, size_t end, vec_t *into)
     TRY(push(&d->labels_read, (int64_t)start));
     TRY(push(&d->labels_read, (int64_t)end));
     TRY(push(&d->labels_read, id));
-    d->ltab[h & mask] = (int64_t)used + 1;
+    TRY(table_add(&d->labels, h, at));
     return push(into, id);
 }
 
@@ -664,27 +724,37 @@ static int walk_v2(dec_t *d, size_t n)
 
 /* --------------------------------------------------------------- entry */
 
-/* out->joined: the strings, each followed by a NUL (Python splits them in one
- * call), unless a string holds a NUL itself. */
-static int join_strings(const dec_t *d, pw_decoded *out)
+/* The smaller of n / per and the cost budget / cost. */
+static size_t room_for(const dec_t *d, size_t n, size_t per, int64_t cost)
 {
-    size_t n = d->byte_ends.len, at = 0;
-    if (d->text_len && memchr(d->text, 0, d->text_len))
-        return 0;
-    if (n > SIZE_MAX - d->text_len)
-        return PW_DEC_ENOMEM;
-    out->joined = (uint8_t *)malloc(d->text_len + n ? d->text_len + n : 1);
-    if (out->joined == NULL)
-        return PW_DEC_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        size_t a = string_start(d, (int64_t)i), b = (size_t)d->byte_ends.p[i];
-        if (b > a)
-            memcpy(out->joined + at, d->text + a, b - a);
-        at += b - a;
-        out->joined[at++] = 0;
+    uint64_t budget = d->limits[PW_LIM_COST] > 0 ? (uint64_t)d->limits[PW_LIM_COST] / (uint64_t)cost : 0;
+    return budget < n / per ? (size_t)budget : n / per;
+}
+
+/* Room, before the walk, for what a body of n bytes usually holds, so that
+ * the vectors and tables seldom grow (they still can): a fixed fraction of
+ * n, never more than the cost budget pays for. */
+static int presize(dec_t *d, int v2, size_t n)
+{
+    size_t distinct = room_for(d, n, 256, COST_PAIR), series = room_for(d, n, 256, COST_SERIES);
+    size_t labels = room_for(d, n, 32, COST_LABEL_REF), samples = room_for(d, n, 16, COST_SAMPLE);
+    TRY(text_reserve(d, room_for(d, n, 8, COST_STRING) + 1));
+    TRY(vec_reserve(&d->byte_ends, distinct));
+    TRY(vec_reserve(&d->v[PW_DEC_STRING_ENDS], distinct));
+    TRY(vec_reserve(&d->v[PW_DEC_PAIRS], 2 * distinct));
+    TRY(vec_reserve(&d->v[PW_DEC_LABEL_REFS], labels));
+    TRY(vec_reserve(&d->v[PW_DEC_SERIES_LABELS], series));
+    TRY(vec_reserve(&d->v[PW_DEC_SERIES_SAMPLES], series));
+    TRY(vec_reserve(&d->v[PW_DEC_VALUES], samples));
+    TRY(vec_reserve(&d->v[PW_DEC_STAMPS], samples));
+    TRY(table_init(&d->pairs, distinct));
+    if (v2) {
+        TRY(vec_reserve(&d->v[PW_DEC_STARTS], samples));
+        return vec_reserve(&d->spans, 2 * series);
     }
-    out->joined_len = at;
-    return 0;
+    TRY(vec_reserve(&d->labels_read, 3 * distinct));
+    TRY(table_init(&d->strings, distinct));
+    return table_init(&d->labels, distinct);
 }
 
 static int run(int v2, const uint8_t *data, size_t n, const int64_t *limits, uint64_t seed, pw_decoded *out)
@@ -695,28 +765,30 @@ static int run(int v2, const uint8_t *data, size_t n, const int64_t *limits, uin
     memset(out, 0, sizeof *out);
     memset(&d, 0, sizeof d);
     d.buf = data ? data : empty;
-    d.limits = limits;
-    d.seed = seed;
+    d.buf_len = data ? n : 0;
+    memcpy(d.limits, limits, sizeof d.limits);
+    d.key = hash_key(seed);
     d.err = out->err;
     if (data == NULL && n != 0)
         return PW_DEC_ETRUNC_VARINT;
-    rc = v2 ? walk_v2(&d, n) : walk_v1(&d, n);
+    rc = presize(&d, v2, n);
     if (rc == 0)
-        rc = join_strings(&d, out);
+        rc = v2 ? walk_v2(&d, n) : walk_v1(&d, n);
     free(d.byte_ends.p);
     free(d.spans.p);
     free(d.refs.p);
     free(d.exemplar_refs.p);
-    free(d.stab);
-    free(d.ptab);
     free(d.labels_read.p);
-    free(d.ltab);
+    table_free(&d.strings);
+    table_free(&d.pairs);
+    table_free(&d.labels);
     for (int i = 0; i < PW_DEC_NVEC; i++) {
         out->vec[i] = d.v[i].p;
         out->len[i] = d.v[i].len;
     }
     out->text = d.text;
     out->text_len = d.text_len;
+    out->nul_inside = d.nul_inside;
     memcpy(out->counts, d.counts, sizeof d.counts);
     return rc;
 }
@@ -743,7 +815,4 @@ void pw_decoded_free(pw_decoded *out)
     free(out->text);
     out->text = NULL;
     out->text_len = 0;
-    free(out->joined);
-    out->joined = NULL;
-    out->joined_len = 0;
 }

@@ -22,7 +22,7 @@
 
 /* cffi:begin */
 enum {                            /* the vectors of a pw_decoded, all int64 */
-    PW_DEC_STRING_ENDS = 0,       /* code-point end of each string in text (decoded) */
+    PW_DEC_STRING_ENDS = 0,       /* code-point end of each string's NUL in text (decoded) */
     PW_DEC_PAIRS = 1,             /* name id, value id of each distinct label pair */
     PW_DEC_LABEL_REFS = 2,        /* pair ids of every series' labels, series by series */
     PW_DEC_SERIES_LABELS = 3,     /* label count of each series */
@@ -67,10 +67,9 @@ enum {                            /* return codes; err[] holds the values the me
 };
 
 typedef struct {
-    uint8_t *text;                /* every string's UTF-8, one after the other */
+    uint8_t *text;                /* every string's UTF-8, each followed by a NUL */
     size_t text_len;
-    uint8_t *joined;              /* the same, each string followed by a NUL; NULL when one holds a NUL */
-    size_t joined_len;
+    int nul_inside;               /* 1 when a string holds a NUL (split text by PW_DEC_STRING_ENDS then) */
     int64_t *vec[13];             /* PW_DEC_NVEC vectors */
     size_t len[13];               /* their lengths, in int64s */
     uint64_t err[3];

@@ -1,6 +1,6 @@
 /* Wire primitives of the decoder pbdec.c: growable int64 vectors, varints,
- * strict UTF-8, keyed hashing. Internal: no cffi interface here, every
- * function static inline. Error codes are pbdec.h's.
+ * strict UTF-8, keyed hashing, short byte comparisons. Internal: no cffi
+ * interface here, every function static inline. Error codes are pbdec.h's.
  */
 #ifndef PW_PBDEC_WIRE_H
 #define PW_PBDEC_WIRE_H
@@ -12,39 +12,103 @@
 
 #include "pbdec.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define DEC_INLINE static inline __attribute__((always_inline))
+#define DEC_NOINLINE static __attribute__((noinline))
+#define DEC_LIKELY(x) __builtin_expect(!!(x), 1)
+#define DEC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define DEC_INLINE static inline
+#define DEC_NOINLINE static
+#define DEC_LIKELY(x) (x)
+#define DEC_UNLIKELY(x) (x)
+#endif
+
 typedef struct {
     int64_t *p;
     size_t len, cap;
 } vec_t;
 
-
-static inline int push(vec_t *v, int64_t x)
+/* Makes room for at least `want` int64s in all (at least doubling, from 16). */
+DEC_NOINLINE int vec_reserve(vec_t *v, size_t want)
 {
-    if (v->len == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        int64_t *p;
-        if (cap > SIZE_MAX / sizeof(int64_t))
+    size_t cap = v->cap ? v->cap : 16;
+    int64_t *p;
+    while (cap < want) {
+        if (cap > SIZE_MAX / 2)
             return PW_DEC_ENOMEM;
-        p = (int64_t *)realloc(v->p, cap * sizeof(int64_t));
-        if (p == NULL)
-            return PW_DEC_ENOMEM;
-        v->p = p;
-        v->cap = cap;
+        cap *= 2;
     }
+    if (cap == v->cap)
+        return 0;
+    if (cap > SIZE_MAX / sizeof(int64_t))
+        return PW_DEC_ENOMEM;
+    p = (int64_t *)realloc(v->p, cap * sizeof(int64_t));
+    if (p == NULL)
+        return PW_DEC_ENOMEM;
+    v->p = p;
+    v->cap = cap;
+    return 0;
+}
+
+DEC_INLINE int push(vec_t *v, int64_t x)
+{
+    if (DEC_UNLIKELY(v->len == v->cap) && vec_reserve(v, v->len + 1))
+        return PW_DEC_ENOMEM;
     v->p[v->len++] = x;
     return 0;
 }
 
-static inline int rd_varint(const uint8_t *b, size_t *pos, size_t end, uint64_t *out)
+/* The little-endian uint64 / uint32 at p (compilers make these one load). */
+DEC_INLINE uint64_t rd_le64(const uint8_t *p)
+{
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+}
+
+DEC_INLINE uint64_t rd_le32(const uint8_t *p)
+{
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
+}
+
+#define ASCII_MASK 0x8080808080808080ULL
+#define LOW_ONES 0x0101010101010101ULL
+
+/* The varint at b + *pos if the eight bytes there (b holds `readable`)
+ * hold all of it and it ends by `end` (1), else 0. */
+DEC_INLINE int rd_varint_word(const uint8_t *b, size_t *pos, size_t end, size_t readable, uint64_t *out)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    size_t p = *pos, after;
+    if (readable - p >= 8) {
+        uint64_t w = rd_le64(b + p), stops = ~w & ASCII_MASK, last, r;
+        if (stops == 0)
+            return 0;
+        last = stops & (0 - stops); /* the high bit of the varint's last byte */
+        after = p + (size_t)(__builtin_ctzll(last) >> 3) + 1;
+        if (after > end)
+            return 0;
+        r = w & ((last << 1) - 1) & ~ASCII_MASK;
+        r = ((r & 0x7f007f007f007f00ULL) >> 1) | (r & 0x007f007f007f007fULL); /* 7-bit groups, packed */
+        r = ((r & 0x3fff00003fff0000ULL) >> 2) | (r & 0x00003fff00003fffULL);
+        r = ((r & 0x0fffffff00000000ULL) >> 4) | (r & 0x000000000fffffffULL);
+        *pos = after;
+        *out = r;
+        return 1;
+    }
+#else
+    (void)b, (void)pos, (void)end, (void)readable, (void)out;
+#endif
+    return 0;
+}
+
+DEC_NOINLINE int rd_varint_long(const uint8_t *b, size_t *pos, size_t end, uint64_t *out)
 {
     uint64_t r = 0;
     unsigned shift = 0;
     size_t p = *pos;
-    if (p < end && b[p] < 0x80) { /* one byte: most keys, lengths and small values */
-        *out = b[p];
-        *pos = p + 1;
+    if (rd_varint_word(b, pos, end, end, out))
         return 0;
-    }
     for (;;) {
         uint8_t c;
         if (p >= end)
@@ -62,17 +126,42 @@ static inline int rd_varint(const uint8_t *b, size_t *pos, size_t end, uint64_t 
     }
 }
 
-/* Strict UTF-8 (as Python's decoder): its code points and bytes per code point in a str. */
-static inline int utf8_check(const uint8_t *s, size_t n, int64_t *code_points, int64_t *width)
+DEC_INLINE int rd_varint(const uint8_t *b, size_t *pos, size_t end, uint64_t *out)
+{
+    size_t p = *pos;
+    if (DEC_LIKELY(p < end && b[p] < 0x80)) { /* one byte: most keys, lengths and small values */
+        *out = b[p];
+        *pos = p + 1;
+        return 0;
+    }
+    return rd_varint_long(b, pos, end, out);
+}
+
+/* Strict UTF-8 (as Python's decoder) with the str it makes: its code points,
+ * bytes per code point, and whether it holds a NUL (*nul set to 1 if so). */
+DEC_INLINE int utf8_check(const uint8_t *s, size_t n, int64_t *code_points, int64_t *width, int *nul)
 {
     size_t i = 0;
     int64_t count = 0;
     uint32_t top = 0;
     while (i < n) {
-        uint32_t c = s[i], cp;
+        uint32_t c, cp;
         size_t k;
         uint8_t lo = 0x80, hi = 0xbf;
+        if (n - i >= 8) { /* eight ASCII bytes at once */
+            uint64_t w = rd_le64(s + i);
+            if ((w & ASCII_MASK) == 0) {
+                if ((w - LOW_ONES) & ~w & ASCII_MASK)
+                    *nul = 1;
+                i += 8;
+                count += 8;
+                continue;
+            }
+        }
+        c = s[i];
         if (c < 0x80) {
+            if (c == 0)
+                *nul = 1;
             i++;
             count++;
             continue;
@@ -117,14 +206,62 @@ static inline int utf8_check(const uint8_t *s, size_t n, int64_t *code_points, i
     return 0;
 }
 
-/* The little-endian uint64 or uint32 at p (compilers make this one load). */
-static inline uint64_t rd_fixed(const uint8_t *p, unsigned size)
+/* a[0..n) == b[0..n), inline: the spans compared here are short. */
+DEC_INLINE int same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
 {
-    uint64_t lo = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
-    if (size == 4)
-        return lo;
-    return lo | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+    size_t i;
+    if (n >= 8) {
+        for (i = 0; i + 8 < n; i += 8)
+            if (rd_le64(a + i) != rd_le64(b + i))
+                return 0;
+        return rd_le64(a + n - 8) == rd_le64(b + n - 8);
+    }
+    if (n >= 4)
+        return rd_le32(a) == rd_le32(b) && rd_le32(a + n - 4) == rd_le32(b + n - 4);
+    for (i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
 }
+
+/* Whether a[0..na) sorts strictly before b[0..nb) (bytewise, as Python's str order for UTF-8). */
+DEC_INLINE int sorts_before(const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
+{
+    size_t n = na < nb ? na : nb;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return a[i] < b[i];
+    return na < nb;
+}
+
+/* ------------------------------------------------------------- hashing
+ * Keyed by a per-call seed, so that a sender who does not know it cannot
+ * make keys collide: the table probes then stay short on any input. Each
+ * step multiplies two key-masked 64-bit words to 128 bits and folds the
+ * halves (as wyhash): 16 input bytes per multiplication. */
+
+typedef struct {
+    uint64_t k0, k1, k2;
+} hash_key_t;
+
+#if defined(__SIZEOF_INT128__)
+__extension__ typedef unsigned __int128 dec_u128;
+DEC_INLINE uint64_t fold_mul(uint64_t a, uint64_t b)
+{
+    dec_u128 r = (dec_u128)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+#else
+DEC_INLINE uint64_t fold_mul(uint64_t a, uint64_t b)
+{
+    uint64_t al = a & 0xffffffffu, ah = a >> 32, bl = b & 0xffffffffu, bh = b >> 32;
+    uint64_t ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
+    uint64_t mid = (ll >> 32) + (lh & 0xffffffffu) + (hl & 0xffffffffu);
+    uint64_t lo = (ll & 0xffffffffu) | mid << 32;
+    uint64_t hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+    return lo ^ hi;
+}
+#endif
 
 static inline uint64_t mix(uint64_t x)
 {
@@ -136,25 +273,45 @@ static inline uint64_t mix(uint64_t x)
     return x;
 }
 
-static inline uint64_t hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
+static inline hash_key_t hash_key(uint64_t seed)
 {
-    uint64_t h = mix(seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL));
-    uint64_t w;
-    while (n >= 8) {
-        memcpy(&w, p, 8);
-        h = mix(h ^ w);
-        p += 8;
-        n -= 8;
-    }
-    w = 0;
-    if (n)
-        memcpy(&w, p, n);
-    return mix(h ^ w ^ 0xa5);
+    hash_key_t k;
+    k.k0 = mix(seed ^ 0xa0761d6478bd642fULL);
+    k.k1 = mix(k.k0 ^ 0xe7037ed1a0b428dbULL);
+    k.k2 = mix(k.k1 ^ 0x8ebc6af09c88c6e3ULL);
+    return k;
 }
 
-static inline uint64_t hash_pair(int64_t a, int64_t b, uint64_t seed)
+DEC_INLINE uint64_t hash_bytes(const uint8_t *p, size_t n, const hash_key_t *k)
 {
-    return mix(mix(seed ^ (uint64_t)a) ^ (uint64_t)b);
+    uint64_t a, b, h = k->k0 ^ n;
+    if (n <= 16) {
+        if (n >= 8) {
+            a = rd_le64(p);
+            b = rd_le64(p + n - 8);
+        } else if (n >= 4) {
+            a = rd_le32(p);
+            b = rd_le32(p + n - 4);
+        } else {
+            a = n ? (uint64_t)p[0] << 16 | (uint64_t)p[n >> 1] << 8 | p[n - 1] : 0;
+            b = 0;
+        }
+    } else {
+        size_t left = n;
+        while (left > 16) {
+            h = fold_mul(rd_le64(p) ^ k->k1, rd_le64(p + 8) ^ h);
+            p += 16;
+            left -= 16;
+        }
+        a = rd_le64(p + left - 16);
+        b = rd_le64(p + left - 8);
+    }
+    return fold_mul(k->k2 ^ n, fold_mul(a ^ k->k1, b ^ h));
+}
+
+DEC_INLINE uint64_t hash_pair(int64_t a, int64_t b, const hash_key_t *k)
+{
+    return fold_mul(k->k2, fold_mul((uint64_t)a ^ k->k0, (uint64_t)b ^ k->k1));
 }
 
 #endif /* PW_PBDEC_WIRE_H */

@@ -39,7 +39,13 @@ static void check_decoded(int rc, const pw_decoded *o, size_t n, const int64_t *
         return;
     for (int i = 0; i < PW_DEC_NVEC; i++)
         total += o->len[i];
-    DEC_CHECK(total <= 2 * n + 1 && o->text_len <= n); /* at most two int64s per input byte */
+    DEC_CHECK(total <= 2 * n + 1); /* at most two int64s per input byte */
+    DEC_CHECK(strings <= n + 1 && o->text_len <= n + strings); /* each string's bytes and a NUL */
+    size_t nuls = 0;
+    for (size_t i = 0; i < o->text_len; i++)
+        nuls += o->text[i] == 0;
+    DEC_CHECK(o->nul_inside ? nuls > strings : nuls == strings);
+    DEC_CHECK(o->text_len == 0 || o->text[o->text_len - 1] == 0);
     DEC_CHECK(o->len[PW_DEC_PAIRS] % 2 == 0);
     for (size_t i = 1; i < strings; i++)
         DEC_CHECK(o->vec[PW_DEC_STRING_ENDS][i] >= o->vec[PW_DEC_STRING_ENDS][i - 1]);

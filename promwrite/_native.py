@@ -410,7 +410,7 @@ def encode_request_v2(
 # -------------------------------------------------------------- decoding ---
 # csrc/pbdec.c; twins of decode_v1 / decode_v2 in _pydecode.py. C checks the
 # wire and fills flat vectors; here they become arrays (one copy each) and the
-# distinct strings are decoded from one UTF-8 text in one call.
+# distinct strings are decoded from one UTF-8 text (each ends with a NUL) in one call.
 
 from itertools import chain as _chain  # noqa: E402
 
@@ -448,13 +448,13 @@ def _decode(kernel, python_kernel, data: Buffer, limits: _Sequence[int], seed: i
         if rc:
             raise _pydecode.error(rc, *out.err)
         vectors = [_vector(out, i, "d" if i == _VALUES else "q") for i in range(_NVEC)]
-        if out.joined:  # no string holds a NUL: split them in one call
-            strings = str(_buffer(out.joined, out.joined_len), "utf-8").split("\x00")
-            strings.pop()  # after the last NUL
-        else:
+        text = str(_buffer(out.text, out.text_len), "utf-8") if out.text_len else ""
+        if out.nul_inside:  # a string holds a NUL too: cut the text at each string's NUL, by code points
             ends = vectors[0]
-            text = str(_buffer(out.text, out.text_len), "utf-8") if out.text_len else ""
-            strings = list(map(text.__getitem__, map(slice, _chain((0,), ends), ends)))
+            strings = [text[start : end - 1] for start, end in zip(_chain((0,), ends), ends)]
+        else:
+            strings = text.split("\x00")
+            strings.pop()  # after the last NUL
     finally:
         _dec_free(out)
     return _pydecode.Decoded(strings, *vectors[1:])
