@@ -41,8 +41,8 @@ typedef struct {
  * when those bits match; 0 is empty. */
 typedef struct {
     uint32_t *slot;
-    size_t mask;  /* slots - 1: a power of two up to 2^32, more than twice the entries */
-    vec_t hashes; /* each entry's hash, to place them again when the table grows */
+    size_t mask; /* slots - 1: a power of two up to 2^32, more than twice the entries */
+    size_t used; /* entries */
 } table_t;
 
 typedef struct {
@@ -151,12 +151,14 @@ static int table_init(table_t *t, size_t expected)
     if (t->slot == NULL)
         return PW_DEC_ENOMEM;
     t->mask = slots - 1;
-    return vec_reserve(&t->hashes, expected);
+    return 0;
 }
+
+static uint64_t entry_hash(const dec_t *d, const table_t *t, size_t k);
 
 /* Doubles the slots and places every entry again (ENOMEM past 2^32 slots:
  * a body of 2^31 distinct strings, pairs or labels, many GiB). */
-DEC_NOINLINE int table_grow(table_t *t)
+DEC_NOINLINE int table_grow(const dec_t *d, table_t *t)
 {
     size_t slots = t->mask + 1, mask;
     uint32_t *s;
@@ -166,8 +168,8 @@ DEC_NOINLINE int table_grow(table_t *t)
     if (s == NULL)
         return PW_DEC_ENOMEM;
     mask = 2 * slots - 1;
-    for (size_t k = 0; k < t->hashes.len; k++) {
-        uint64_t h = (uint64_t)t->hashes.p[k];
+    for (size_t k = 0; k < t->used; k++) {
+        uint64_t h = entry_hash(d, t, k);
         size_t at = (size_t)h;
         while (s[at & mask])
             at++;
@@ -180,10 +182,10 @@ DEC_NOINLINE int table_grow(table_t *t)
 }
 
 /* Makes room for one more entry (before looking up a key that may be added). */
-DEC_INLINE int table_room(table_t *t)
+DEC_INLINE int table_room(const dec_t *d, table_t *t)
 {
-    if (DEC_UNLIKELY(2 * (t->hashes.len + 1) > t->mask))
-        return table_grow(t);
+    if (DEC_UNLIKELY(2 * (t->used + 1) > t->mask))
+        return table_grow(d, t);
     return 0;
 }
 
@@ -202,18 +204,9 @@ DEC_INLINE int64_t table_next(const table_t *t, uint64_t h, size_t *at)
 }
 
 /* Adds the next entry, of hash h, at the slot table_next ended on. */
-DEC_INLINE int table_add(table_t *t, uint64_t h, size_t at)
+DEC_INLINE void table_add(table_t *t, uint64_t h, size_t at)
 {
-    size_t k = t->hashes.len;
-    TRY(push(&t->hashes, (int64_t)h));
-    t->slot[at & t->mask] = (uint32_t)((h & ~(uint64_t)t->mask) | (uint64_t)(k + 1));
-    return 0;
-}
-
-static void table_free(table_t *t)
-{
-    free(t->slot);
-    free(t->hashes.p);
+    t->slot[at & t->mask] = (uint32_t)((h & ~(uint64_t)t->mask) | (uint64_t)++t->used);
 }
 
 /* ------------------------------------------------------------ strings */
@@ -280,7 +273,7 @@ static int intern_string(dec_t *d, size_t start, size_t end, int64_t *id)
         *id = 0; /* "", stored first */
         return 0;
     }
-    TRY(table_room(&d->strings));
+    TRY(table_room(d, &d->strings));
     h = hash_bytes(d->buf + start, n, &d->key);
     for (at = (size_t)h; (k = table_next(&d->strings, h, &at)) >= 0;) {
         if (string_len(d, k + 1) == n && same_bytes(d->text + string_start(d, k + 1), d->buf + start, n)) {
@@ -290,7 +283,8 @@ static int intern_string(dec_t *d, size_t start, size_t end, int64_t *id)
     }
     *id = (int64_t)d->byte_ends.len;
     TRY(add_string(d, start, end));
-    return table_add(&d->strings, h, at);
+    table_add(&d->strings, h, at);
+    return 0;
 }
 
 /* The id of the label pair (name, value), added (and counted) when new. */
@@ -300,7 +294,7 @@ static int intern_pair(dec_t *d, int64_t name, int64_t value, int64_t *id)
     size_t at;
     int64_t k;
     uint64_t h;
-    TRY(table_room(&d->pairs));
+    TRY(table_room(d, &d->pairs));
     h = hash_pair(name, value, &d->key);
     pairs = d->v[PW_DEC_PAIRS].p;
     for (at = (size_t)h; (k = table_next(&d->pairs, h, &at)) >= 0;) {
@@ -313,7 +307,20 @@ static int intern_pair(dec_t *d, int64_t name, int64_t value, int64_t *id)
     *id = (int64_t)d->v[PW_DEC_PAIRS].len / 2;
     TRY(push(&d->v[PW_DEC_PAIRS], name));
     TRY(push(&d->v[PW_DEC_PAIRS], value));
-    return table_add(&d->pairs, h, at);
+    table_add(&d->pairs, h, at);
+    return 0;
+}
+
+/* The hash of entry k of table t, one of d's. */
+static uint64_t entry_hash(const dec_t *d, const table_t *t, size_t k)
+{
+    const int64_t *row;
+    if (t == &d->pairs)
+        return hash_pair(d->v[PW_DEC_PAIRS].p[2 * k], d->v[PW_DEC_PAIRS].p[2 * k + 1], &d->key);
+    if (t == &d->strings)
+        return hash_bytes(d->text + string_start(d, (int64_t)k + 1), string_len(d, (int64_t)k + 1), &d->key);
+    row = d->labels_read.p + 3 * k;
+    return hash_bytes(d->buf + row[0], (size_t)(row[1] - row[0]), &d->key);
 }
 
 /* Notes the series if the names of its labels (the last `count` label refs) do not strictly increase. */
@@ -427,17 +434,16 @@ DEC_INLINE int read_sample(dec_t *d, size_t pos, size_t end, int v2)
 
 /* ------------------------------------------------------------------ 1.0 */
 
-static int label_v1(dec_t *d, size_t pos, size_t end, vec_t *into)
+/* The label message data[pos..end), of hash h, as a pair id appended to `into`. */
+static int label_v1(dec_t *d, size_t pos, size_t end, uint64_t h, vec_t *into)
 {
     int64_t name = 0, value = 0, id, k;
     size_t start = pos, at;
-    uint64_t h;
     fld_t f;
     TRY(charge(d, PW_LIM_LABELS, 1, COST_LABEL_REF));
     /* A label message read before (most repeat across series) has its strings and pair
      * interned already: its pair id, from the memo, is all that reading it again would give. */
-    TRY(table_room(&d->labels));
-    h = hash_bytes(d->buf + pos, end - pos, &d->key);
+    TRY(table_room(d, &d->labels));
     for (at = (size_t)h; (k = table_next(&d->labels, h, &at)) >= 0;) {
         const int64_t *row = d->labels_read.p + 3 * k;
         if ((size_t)(row[1] - row[0]) == end - pos && same_bytes(d->buf + row[0], d->buf + pos, end - pos))
@@ -457,7 +463,7 @@ static int label_v1(dec_t *d, size_t pos, size_t end, vec_t *into)
     TRY(push(&d->labels_read, (int64_t)start));
     TRY(push(&d->labels_read, (int64_t)end));
     TRY(push(&d->labels_read, id));
-    TRY(table_add(&d->labels, h, at));
+    table_add(&d->labels, h, at);
     return push(into, id);
 }
 
@@ -469,7 +475,8 @@ static int exemplar_v1(dec_t *d, size_t pos, size_t end, int64_t series)
     while (pos < end) {
         TRY(next_field(d, &pos, end, &f));
         if (f.field == 1 && f.wt == 2) {
-            TRY(label_v1(d, f.start, f.end, &d->v[PW_DEC_EXEMPLAR_REFS]));
+            TRY(label_v1(d, f.start, f.end, hash_bytes(d->buf + f.start, f.end - f.start, &d->key),
+                         &d->v[PW_DEC_EXEMPLAR_REFS]));
             labels++;
         } else if (f.field == 2 && f.wt == 1) {
             value = f.val;
@@ -484,17 +491,44 @@ static int exemplar_v1(dec_t *d, size_t pos, size_t end, int64_t series)
     return push(rows, (int64_t)ts);
 }
 
+enum { LOOKAHEAD = 16 };
+
+/* Hashes the label messages a series starts with (up to LOOKAHEAD, with a
+ * one-byte key and length: the usual) and has the CPU fetch their memo slots,
+ * so that the cache misses of their lookups overlap. Checks nothing: the walk
+ * reads them again. Their starts go to at[], their hashes to h[]; how many. */
+static size_t hash_labels_ahead(const dec_t *d, size_t pos, size_t end, size_t *at, uint64_t *h)
+{
+    const uint8_t *b = d->buf;
+    size_t k = 0;
+    while (k < LOOKAHEAD && end - pos >= 2 && b[pos] == 0x0a && b[pos + 1] < 0x80 && b[pos + 1] <= end - pos - 2) {
+        at[k] = pos + 2;
+        pos = at[k] + b[pos + 1];
+        h[k] = hash_bytes(b + at[k], pos - at[k], &d->key);
+        DEC_PREFETCH(&d->labels.slot[h[k] & d->labels.mask]);
+        k++;
+    }
+    return k;
+}
+
 static int series_v1(dec_t *d, size_t pos, size_t end)
 {
     int64_t series = (int64_t)d->v[PW_DEC_SERIES_LABELS].len, labels = 0, samples = 0;
+    size_t ahead_at[LOOKAHEAD], ahead, next = 0;
+    uint64_t ahead_hash[LOOKAHEAD], h;
     fld_t f;
+    ahead = hash_labels_ahead(d, pos, end, ahead_at, ahead_hash);
     while (pos < end) {
         TRY(next_field(d, &pos, end, &f));
         if (f.wt != 2)
             continue;
         switch (f.field) {
         case 1:
-            TRY(label_v1(d, f.start, f.end, &d->v[PW_DEC_LABEL_REFS]));
+            if (next < ahead && ahead_at[next] == f.start)
+                h = ahead_hash[next++];
+            else
+                h = hash_bytes(d->buf + f.start, f.end - f.start, &d->key);
+            TRY(label_v1(d, f.start, f.end, h, &d->v[PW_DEC_LABEL_REFS]));
             labels++;
             break;
         case 2:
@@ -736,7 +770,7 @@ static size_t room_for(const dec_t *d, size_t n, size_t per, int64_t cost)
  * n, never more than the cost budget pays for. */
 static int presize(dec_t *d, int v2, size_t n)
 {
-    size_t distinct = room_for(d, n, 256, COST_PAIR), series = room_for(d, n, 256, COST_SERIES);
+    size_t distinct = room_for(d, n, 128, COST_PAIR), series = room_for(d, n, 256, COST_SERIES);
     size_t labels = room_for(d, n, 32, COST_LABEL_REF), samples = room_for(d, n, 16, COST_SAMPLE);
     TRY(text_reserve(d, room_for(d, n, 8, COST_STRING) + 1));
     TRY(vec_reserve(&d->byte_ends, distinct));
@@ -779,9 +813,9 @@ static int run(int v2, const uint8_t *data, size_t n, const int64_t *limits, uin
     free(d.refs.p);
     free(d.exemplar_refs.p);
     free(d.labels_read.p);
-    table_free(&d.strings);
-    table_free(&d.pairs);
-    table_free(&d.labels);
+    free(d.strings.slot);
+    free(d.pairs.slot);
+    free(d.labels.slot);
     for (int i = 0; i < PW_DEC_NVEC; i++) {
         out->vec[i] = d.v[i].p;
         out->len[i] = d.v[i].len;

@@ -17,11 +17,13 @@
 #define DEC_NOINLINE static __attribute__((noinline))
 #define DEC_LIKELY(x) __builtin_expect(!!(x), 1)
 #define DEC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define DEC_PREFETCH(p) __builtin_prefetch(p)
 #else
 #define DEC_INLINE static inline
 #define DEC_NOINLINE static
 #define DEC_LIKELY(x) (x)
 #define DEC_UNLIKELY(x) (x)
+#define DEC_PREFETCH(p) ((void)(p))
 #endif
 
 typedef struct {
