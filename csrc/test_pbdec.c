@@ -49,6 +49,7 @@ typedef struct {
     size_t series, labels, samples;
     int64_t first_stamp;
     size_t first_series_samples;
+    uint64_t values_xor, stamps_xor; /* 1.0: of every sample */
 } built_t;
 
 /* A random 1.0 request (labels from WORDS, samples with random bits). */
@@ -66,12 +67,15 @@ static void build_v1(buf_t *out, built_t *what)
             put_len_field(&series, 0x0a, &label);
         }
         for (size_t k = 0; k < samples; k++) {
-            int64_t stamp = (int64_t)(rnd() >> 1) - (int64_t)(rnd() >> 2);
+            int64_t stamp = (int64_t)(rnd() >> below(64)) - (int64_t)(rnd() >> 2 >> below(62));
+            uint64_t bits = rnd();
             sample.len = 0;
             put_byte(&sample, 0x09);
-            put_fixed64(&sample, rnd());
+            put_fixed64(&sample, bits);
             put_byte(&sample, 0x10);
             put_varint(&sample, (uint64_t)stamp);
+            what->values_xor ^= bits;
+            what->stamps_xor ^= (uint64_t)stamp;
             put_len_field(&series, 0x12, &sample);
             if (what->samples == 0)
                 what->first_stamp = stamp;
@@ -177,8 +181,15 @@ static void check_valid(int v2)
     CHECK(out.len[PW_DEC_SERIES_LABELS] == what.series);
     CHECK(out.len[PW_DEC_LABEL_REFS] == what.labels);
     CHECK(out.len[PW_DEC_VALUES] == what.samples);
-    if (!v2 && what.samples)
+    if (!v2 && what.samples) {
+        uint64_t values_xor = 0, stamps_xor = 0;
+        for (size_t i = 0; i < what.samples; i++) {
+            values_xor ^= (uint64_t)out.vec[PW_DEC_VALUES][i];
+            stamps_xor ^= (uint64_t)out.vec[PW_DEC_STAMPS][i];
+        }
         CHECK(out.vec[PW_DEC_STAMPS][0] == what.first_stamp);
+        CHECK(values_xor == what.values_xor && stamps_xor == what.stamps_xor);
+    }
     if (!v2 && what.series)
         CHECK((size_t)out.vec[PW_DEC_SERIES_SAMPLES][0] == what.first_series_samples);
     if (v2)
@@ -214,6 +225,67 @@ static void check_valid(int v2)
         free(m.p);
     }
     free(req.p);
+}
+
+/* String k of a decode (its text holds no NUL but the separators). */
+static const char *nth_string(const pw_decoded *o, size_t k)
+{
+    const char *s = (const char *)o->text;
+    while (k--)
+        s += strlen(s) + 1;
+    return s;
+}
+
+/* Many distinct labels in a small body (the tables start at a size guessed
+ * from the body's length, then grow), each read twice, the second time in
+ * reverse order: every string and pair is stored once, found again after
+ * the tables grew, and each label's pair is the same both times. */
+static void check_tables_grow(int v2)
+{
+    enum { DISTINCT = 3000 };
+    buf_t req = {0}, series = {0}, inner = {0};
+    char word[16];
+    pw_decoded out;
+    int rc;
+    if (v2) {
+        put_string(&req, 0x22, "");
+        put_string(&req, 0x22, "k");
+        for (int i = 0; i < DISTINCT; i++) {
+            snprintf(word, sizeof word, "v%d", i);
+            put_string(&req, 0x22, word);
+        }
+        for (int i = 0; i < 2 * DISTINCT; i++) {
+            put_varint(&inner, 1);
+            put_varint(&inner, (uint64_t)(i < DISTINCT ? i : 2 * DISTINCT - 1 - i) + 2);
+        }
+        put_len_field(&series, 0x0a, &inner);
+        put_len_field(&req, 0x2a, &series);
+    } else {
+        for (int i = 0; i < 2 * DISTINCT; i++) {
+            inner.len = 0;
+            snprintf(word, sizeof word, "v%d", i < DISTINCT ? i : 2 * DISTINCT - 1 - i);
+            put_string(&inner, 0x0a, "k");
+            put_string(&inner, 0x12, word);
+            put_len_field(&series, 0x0a, &inner);
+        }
+        put_len_field(&req, 0x0a, &series);
+    }
+    rc = (v2 ? pw_decode_v2 : pw_decode_v1)(req.p, req.len, PBDEC_LIMITS_BIG, rnd(), &out);
+    CHECK(rc == 0);
+    check_decoded(rc, &out, req.len, PBDEC_LIMITS_BIG, v2);
+    CHECK(out.len[PW_DEC_STRING_ENDS] == DISTINCT + 2 && out.len[PW_DEC_PAIRS] == 2 * DISTINCT);
+    CHECK(out.len[PW_DEC_LABEL_REFS] == 2 * DISTINCT);
+    for (int i = 0; i < DISTINCT; i++) {
+        int64_t pair = out.vec[PW_DEC_LABEL_REFS][i];
+        CHECK(pair == i && out.vec[PW_DEC_LABEL_REFS][2 * DISTINCT - 1 - i] == pair);
+        snprintf(word, sizeof word, "v%d", i);
+        CHECK(strcmp(nth_string(&out, (size_t)out.vec[PW_DEC_PAIRS][2 * pair]), "k") == 0);
+        CHECK(strcmp(nth_string(&out, (size_t)out.vec[PW_DEC_PAIRS][2 * pair + 1]), word) == 0);
+    }
+    pw_decoded_free(&out);
+    free(req.p);
+    free(series.p);
+    free(inner.p);
 }
 
 static void check_hostile(void)
@@ -270,6 +342,8 @@ int main(void)
         check_valid(0);
         check_valid(1);
     }
+    check_tables_grow(0);
+    check_tables_grow(1);
     check_hostile();
     printf("pbdec: %lu checks passed\n", checks);
     return 0;
