@@ -245,6 +245,10 @@ static int store_string(dec_t *d, size_t start, size_t end, int64_t cps)
     size_t n = end - start;
     if (d->text_cap - d->text_len <= n)
         TRY(text_reserve(d, n + 1)); /* n < the input's length: no overflow */
+    if ((size_t)cps != n) { /* not all ASCII: Python decodes the rest of the text as Latin-1, faster */
+        TRY(push(&d->v[PW_DEC_NON_ASCII], (int64_t)d->text_len));
+        TRY(push(&d->v[PW_DEC_NON_ASCII], (int64_t)(d->text_len + n)));
+    }
     if (n)
         memcpy(d->text + d->text_len, d->buf + start, n);
     d->text_len += n;

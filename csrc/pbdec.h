@@ -35,7 +35,8 @@ enum {                            /* the vectors of a pw_decoded, all int64 */
     PW_DEC_HISTOGRAMS = 10,       /* rows: series, start, end (the message's bytes in the input) */
     PW_DEC_METADATA = 11,         /* rows: 1.0 kind, name id, help id, unit id; 2.0 series, kind, help id, unit id */
     PW_DEC_UNSORTED = 12,         /* each series whose label names are not strictly increasing */
-    PW_DEC_NVEC = 13
+    PW_DEC_NON_ASCII = 13,        /* byte start, end in text of each string not all ASCII */
+    PW_DEC_NVEC = 14
 };
 
 enum {                            /* limits[] and counts: what a request may hold */
@@ -70,8 +71,8 @@ typedef struct {
     uint8_t *text;                /* every string's UTF-8, each followed by a NUL */
     size_t text_len;
     int nul_inside;               /* 1 when a string holds a NUL (split text by PW_DEC_STRING_ENDS then) */
-    int64_t *vec[13];             /* PW_DEC_NVEC vectors */
-    size_t len[13];               /* their lengths, in int64s */
+    int64_t *vec[14];             /* PW_DEC_NVEC vectors */
+    size_t len[14];               /* their lengths, in int64s */
     uint64_t err[3];
     int64_t counts[8];            /* PW_LIM_N: what the request holds */
 } pw_decoded;

@@ -46,6 +46,13 @@ static void check_decoded(int rc, const pw_decoded *o, size_t n, const int64_t *
         nuls += o->text[i] == 0;
     DEC_CHECK(o->nul_inside ? nuls > strings : nuls == strings);
     DEC_CHECK(o->text_len == 0 || o->text[o->text_len - 1] == 0);
+    DEC_CHECK(o->len[PW_DEC_NON_ASCII] % 2 == 0);
+    for (size_t i = 0, at = 0; i < o->len[PW_DEC_NON_ASCII]; i += 2) { /* in order, each a string (NUL after it) */
+        const int64_t *row = o->vec[PW_DEC_NON_ASCII] + i;
+        DEC_CHECK(row[0] >= (int64_t)at && row[0] < row[1] && (size_t)row[1] < o->text_len && o->text[row[1]] == 0);
+        DEC_CHECK(row[0] == 0 || o->text[row[0] - 1] == 0);
+        at = (size_t)row[1] + 1;
+    }
     DEC_CHECK(o->len[PW_DEC_PAIRS] % 2 == 0);
     for (size_t i = 1; i < strings; i++)
         DEC_CHECK(o->vec[PW_DEC_STRING_ENDS][i] >= o->vec[PW_DEC_STRING_ENDS][i - 1]);

@@ -421,6 +421,7 @@ _dec_v2 = _entry("pw_decode_v2")
 _dec_free = lib.pw_decoded_free
 _NVEC = lib.PW_DEC_NVEC
 _VALUES = lib.PW_DEC_VALUES
+_NON_ASCII = lib.PW_DEC_NON_ASCII
 _LIM_N = lib.PW_LIM_N
 
 
@@ -430,6 +431,30 @@ def _vector(out, i: int, typecode: str = "q") -> "_array":
     if n:
         found.frombytes(_buffer(out.vec[i], 8 * n))
     return found
+
+
+def _strings(out, ends: "_array[int]", non_ascii: "_array[int]") -> _List[str]:
+    """The strings of a decode, from its text: each followed by a NUL, in one or a few decodes and splits."""
+    if not out.text_len:
+        return []
+    text = memoryview(_buffer(out.text, out.text_len))
+    if out.nul_inside:  # a string holds a NUL too: cut the text at each string's NUL, by code points
+        decoded = str(text, "utf-8")
+        return [decoded[start : end - 1] for start, end in zip(_chain((0,), ends), ends)]
+    if 16 * len(non_ascii) > len(ends):  # many not ASCII: all in one go
+        strings = str(text, "utf-8").split("\x00")
+        strings.pop()  # after the last NUL
+        return strings
+    strings, at = [], 0  # ASCII runs decode faster as Latin-1 (the same characters) with the rest apart
+    for i in range(0, len(non_ascii), 2):
+        start, end = non_ascii[i], non_ascii[i + 1]
+        if start > at:
+            strings += str(text[at : start - 1], "latin-1").split("\x00")
+        strings.append(str(text[start:end], "utf-8"))
+        at = end + 1
+    if at < len(text):
+        strings += str(text[at:-1], "latin-1").split("\x00")
+    return strings
 
 
 def _decode(kernel, python_kernel, data: Buffer, limits: _Sequence[int], seed: int) -> _pydecode.Decoded:
@@ -448,16 +473,10 @@ def _decode(kernel, python_kernel, data: Buffer, limits: _Sequence[int], seed: i
         if rc:
             raise _pydecode.error(rc, *out.err)
         vectors = [_vector(out, i, "d" if i == _VALUES else "q") for i in range(_NVEC)]
-        text = str(_buffer(out.text, out.text_len), "utf-8") if out.text_len else ""
-        if out.nul_inside:  # a string holds a NUL too: cut the text at each string's NUL, by code points
-            ends = vectors[0]
-            strings = [text[start : end - 1] for start, end in zip(_chain((0,), ends), ends)]
-        else:
-            strings = text.split("\x00")
-            strings.pop()  # after the last NUL
+        strings = _strings(out, vectors[0], vectors[_NON_ASCII])
     finally:
         _dec_free(out)
-    return _pydecode.Decoded(strings, *vectors[1:])
+    return _pydecode.Decoded(strings, *vectors[1:_NON_ASCII])
 
 
 def decode_v1(data: Buffer, limits: _Sequence[int], seed: int = 0) -> _pydecode.Decoded:

@@ -268,6 +268,16 @@ def test_strings_holding_nul(kernels, protocol: str) -> None:
 
 
 @pytest.mark.parametrize("protocol", ["1.0", "2.0"])
+def test_few_strings_not_ascii(kernels, protocol: str) -> None:
+    """The C kernel hands over ASCII runs of strings and the few others apart: first, adjacent, last, both widths."""
+    odd = {0: "é0", 1: "\u20ac1", 57: "z\U0001f600", 58: "\xff", 199: "last-\u03b4"}
+    req = WriteRequest([TimeSeries({"__name__": "m", "v": odd.get(i, f"x{i}")}, [(1.0, i + 1)]) for i in range(200)])
+    data = encode_with(kernels, req, compress=False, protocol=protocol)
+    assert decode_with(kernels, data, protocol) == req
+    assert outcome(kernels, data, protocol) == outcome(PYTHON, data, protocol)
+
+
+@pytest.mark.parametrize("protocol", ["1.0", "2.0"])
 def test_python_kernel_is_the_fallback(protocol: str) -> None:
     assert PYTHON.decode_v1 is _pydecode.decode_v1 and PYTHON.decode_v2 is _pydecode.decode_v2
     if len(BACKENDS) > 1:
