@@ -441,11 +441,13 @@ def _strings(out, ends: "_array[int]", non_ascii: "_array[int]") -> _List[str]:
     if out.nul_inside:  # a string holds a NUL too: cut the text at each string's NUL, by code points
         decoded = str(text, "utf-8")
         return [decoded[start : end - 1] for start, end in zip(_chain((0,), ends), ends)]
+    if not non_ascii:  # all ASCII: Latin-1 decodes it faster (the same characters)
+        return str(text[:-1], "latin-1").split("\x00")
     if 16 * len(non_ascii) > len(ends):  # many not ASCII: all in one go
         strings = str(text, "utf-8").split("\x00")
         strings.pop()  # after the last NUL
         return strings
-    strings, at = [], 0  # ASCII runs decode faster as Latin-1 (the same characters) with the rest apart
+    strings, at = [], 0  # a few not ASCII: the ASCII runs between them as above
     for i in range(0, len(non_ascii), 2):
         start, end = non_ascii[i], non_ascii[i + 1]
         if start > at:
