@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pbdec_wire.h"
+#include "pbdec_state.h"
 
 /* What PW_LIM_COST counts per element: the estimated bytes of the Python
  * objects it becomes (CPython 3.x, 64-bit), raised where decoding it takes
@@ -27,187 +27,6 @@ enum {
     COST_BUCKET = 16,     /* a delta (a small int: 8 in a tuple), count or custom value (8 wire bytes) */
     COST_METADATA = 160   /* a MetricMetadata (~100), and its time */
 };
-
-typedef struct {
-    uint64_t field, val;
-    unsigned wt;
-    size_t start, end; /* a length-delimited field's bytes */
-} fld_t;
-
-/* An open-addressing hash table of entries 0, 1, ... (what an entry is, its
- * user knows: a string, a pair, a label message). A 32-bit slot (small
- * tables stay in cache) holds the bits of the entry's hash above the index
- * bits, and the entry + 1 below them, so that a probe compares keys only
- * when those bits match; 0 is empty. */
-typedef struct {
-    uint32_t *slot;
-    size_t mask; /* slots - 1: a power of two up to 2^32, more than twice the entries */
-    size_t used; /* entries */
-} table_t;
-
-typedef struct {
-    const uint8_t *buf;
-    size_t buf_len;
-    vec_t v[PW_DEC_NVEC];
-    uint8_t *text; /* each string followed by a NUL */
-    size_t text_len, text_cap;
-    int nul_inside;
-    vec_t byte_ends;     /* byte end of each string in text (before its NUL) */
-    vec_t spans;         /* 2.0: start, end of each series */
-    vec_t refs;          /* 2.0: the labels_refs of the series being read */
-    vec_t exemplar_refs; /* 2.0: those of the exemplar being read */
-    table_t strings;     /* 1.0: entry k is string k + 1 (string 0, "", is never looked up) */
-    table_t pairs;       /* entry k is pair k */
-    table_t labels;      /* 1.0: entry k is row k of labels_read */
-    vec_t labels_read;   /* 1.0: start, end and pair id of each distinct label message read */
-    hash_key_t key;
-    int64_t limits[PW_LIM_N];
-    int64_t counts[PW_LIM_N];
-    int64_t code_points;
-    uint64_t *err;
-} dec_t;
-
-#define TRY(x)                   \
-    do {                         \
-        int rc_ = (x);           \
-        if (rc_ != 0)            \
-            return rc_;          \
-    } while (0)
-
-DEC_NOINLINE int claims_too_much(dec_t *d, uint64_t field, uint64_t size, size_t left)
-{
-    d->err[0] = field;
-    d->err[1] = size;
-    d->err[2] = left;
-    return PW_DEC_ECLAIMS;
-}
-
-DEC_INLINE int next_field(dec_t *d, size_t *pos, size_t end, fld_t *f)
-{
-    uint64_t key, size;
-    TRY(rd_varint(d->buf, pos, end, &key));
-    f->field = key >> 3;
-    f->wt = (unsigned)(key & 7);
-    if (DEC_UNLIKELY(f->field == 0))
-        return PW_DEC_EFIELD_0;
-    switch (f->wt) {
-    case 0:
-        return rd_varint(d->buf, pos, end, &f->val);
-    case 1:
-    case 5:
-        size = f->wt == 1 ? 8 : 4;
-        if (end - *pos < size)
-            return PW_DEC_ETRUNC_FIXED;
-        f->val = f->wt == 1 ? rd_le64(d->buf + *pos) : rd_le32(d->buf + *pos);
-        *pos += size;
-        return 0;
-    case 2:
-        TRY(rd_varint(d->buf, pos, end, &size));
-        if (DEC_UNLIKELY(size > end - *pos))
-            return claims_too_much(d, f->field, size, end - *pos);
-        f->start = *pos;
-        f->end = *pos + (size_t)size;
-        *pos = f->end;
-        return 0;
-    default:
-        d->err[0] = f->wt;
-        d->err[1] = f->field;
-        return PW_DEC_EWIRE_TYPE;
-    }
-}
-
-DEC_NOINLINE int over_limit(dec_t *d, int what)
-{
-    d->err[0] = (uint64_t)what;
-    d->err[1] = (uint64_t)d->limits[what];
-    return PW_DEC_ELIMIT;
-}
-
-/* Counts n more of `what` (a PW_LIM_* index, or -1 for none) and `cost` bytes. */
-DEC_INLINE int charge(dec_t *d, int what, int64_t n, int64_t cost)
-{
-    if (what >= 0) {
-        if (DEC_UNLIKELY(n > d->limits[what] - d->counts[what]))
-            return over_limit(d, what);
-        d->counts[what] += n;
-    }
-    if (DEC_UNLIKELY(cost > d->limits[PW_LIM_COST] - d->counts[PW_LIM_COST]))
-        return over_limit(d, PW_LIM_COST);
-    d->counts[PW_LIM_COST] += cost;
-    return 0;
-}
-
-/* ------------------------------------------------------------- tables */
-
-#define TABLE_MAX_SLOTS ((uint64_t)1 << 32)
-
-/* A table with room for `expected` entries before it grows. */
-static int table_init(table_t *t, size_t expected)
-{
-    size_t slots = 64;
-    while (slots / 2 <= expected && slots < TABLE_MAX_SLOTS / 2 && slots < SIZE_MAX / 8)
-        slots *= 2;
-    t->slot = (uint32_t *)calloc(slots, sizeof(uint32_t));
-    if (t->slot == NULL)
-        return PW_DEC_ENOMEM;
-    t->mask = slots - 1;
-    return 0;
-}
-
-static uint64_t entry_hash(const dec_t *d, const table_t *t, size_t k);
-
-/* Doubles the slots and places every entry again (ENOMEM past 2^32 slots:
- * a body of 2^31 distinct strings, pairs or labels, many GiB). */
-DEC_NOINLINE int table_grow(const dec_t *d, table_t *t)
-{
-    size_t slots = t->mask + 1, mask;
-    uint32_t *s;
-    if ((uint64_t)slots >= TABLE_MAX_SLOTS || slots > SIZE_MAX / 2 / sizeof(uint32_t))
-        return PW_DEC_ENOMEM;
-    s = (uint32_t *)calloc(2 * slots, sizeof(uint32_t));
-    if (s == NULL)
-        return PW_DEC_ENOMEM;
-    mask = 2 * slots - 1;
-    for (size_t k = 0; k < t->used; k++) {
-        uint64_t h = entry_hash(d, t, k);
-        size_t at = (size_t)h;
-        while (s[at & mask])
-            at++;
-        s[at & mask] = (uint32_t)((h & ~(uint64_t)mask) | (uint64_t)(k + 1));
-    }
-    free(t->slot);
-    t->slot = s;
-    t->mask = mask;
-    return 0;
-}
-
-/* Makes room for one more entry (before looking up a key that may be added). */
-DEC_INLINE int table_room(const dec_t *d, table_t *t)
-{
-    if (DEC_UNLIKELY(2 * (t->used + 1) > t->mask))
-        return table_grow(d, t);
-    return 0;
-}
-
-/* The next entry from slot *at on with hash h's bits, or -1 at the empty
- * slot ending h's run (*at then that slot: where h's entry goes). Start with
- * *at = h. */
-DEC_INLINE int64_t table_next(const table_t *t, uint64_t h, size_t *at)
-{
-    uint32_t high = (uint32_t)~t->mask, s;
-    while ((s = t->slot[*at & t->mask]) != 0) {
-        ++*at;
-        if ((s & high) == ((uint32_t)h & high))
-            return (int64_t)(s & t->mask) - 1;
-    }
-    return -1;
-}
-
-/* Adds the next entry, of hash h, at the slot table_next ended on. */
-DEC_INLINE void table_add(table_t *t, uint64_t h, size_t at)
-{
-    t->slot[at & t->mask] = (uint32_t)((h & ~(uint64_t)t->mask) | (uint64_t)++t->used);
-}
 
 /* ------------------------------------------------------------ strings */
 
@@ -277,7 +96,7 @@ static int intern_string(dec_t *d, size_t start, size_t end, int64_t *id)
         *id = 0; /* "", stored first */
         return 0;
     }
-    TRY(table_room(d, &d->strings));
+    TRY(table_room(&d->strings, d));
     h = hash_bytes(d->buf + start, n, &d->key);
     for (at = (size_t)h; (k = table_next(&d->strings, h, &at)) >= 0;) {
         if (string_len(d, k + 1) == n && same_bytes(d->text + string_start(d, k + 1), d->buf + start, n)) {
@@ -298,7 +117,7 @@ static int intern_pair(dec_t *d, int64_t name, int64_t value, int64_t *id)
     size_t at;
     int64_t k;
     uint64_t h;
-    TRY(table_room(d, &d->pairs));
+    TRY(table_room(&d->pairs, d));
     h = hash_pair(name, value, &d->key);
     pairs = d->v[PW_DEC_PAIRS].p;
     for (at = (size_t)h; (k = table_next(&d->pairs, h, &at)) >= 0;) {
@@ -315,15 +134,23 @@ static int intern_pair(dec_t *d, int64_t name, int64_t value, int64_t *id)
     return 0;
 }
 
-/* The hash of entry k of table t, one of d's. */
-static uint64_t entry_hash(const dec_t *d, const table_t *t, size_t k)
+/* The hashes of the entries of d's tables (d the decoder), to grow them. */
+static uint64_t string_hash(const void *d_, size_t k)
 {
-    const int64_t *row;
-    if (t == &d->pairs)
-        return hash_pair(d->v[PW_DEC_PAIRS].p[2 * k], d->v[PW_DEC_PAIRS].p[2 * k + 1], &d->key);
-    if (t == &d->strings)
-        return hash_bytes(d->text + string_start(d, (int64_t)k + 1), string_len(d, (int64_t)k + 1), &d->key);
-    row = d->labels_read.p + 3 * k;
+    const dec_t *d = (const dec_t *)d_;
+    return hash_bytes(d->text + string_start(d, (int64_t)k + 1), string_len(d, (int64_t)k + 1), &d->key);
+}
+
+static uint64_t pair_hash(const void *d_, size_t k)
+{
+    const dec_t *d = (const dec_t *)d_;
+    return hash_pair(d->v[PW_DEC_PAIRS].p[2 * k], d->v[PW_DEC_PAIRS].p[2 * k + 1], &d->key);
+}
+
+static uint64_t label_hash(const void *d_, size_t k)
+{
+    const dec_t *d = (const dec_t *)d_;
+    const int64_t *row = d->labels_read.p + 3 * k;
     return hash_bytes(d->buf + row[0], (size_t)(row[1] - row[0]), &d->key);
 }
 
@@ -447,7 +274,7 @@ static int label_v1(dec_t *d, size_t pos, size_t end, uint64_t h, vec_t *into)
     TRY(charge(d, PW_LIM_LABELS, 1, COST_LABEL_REF));
     /* A label message read before (most repeat across series) has its strings and pair
      * interned already: its pair id, from the memo, is all that reading it again would give. */
-    TRY(table_room(d, &d->labels));
+    TRY(table_room(&d->labels, d));
     for (at = (size_t)h; (k = table_next(&d->labels, h, &at)) >= 0;) {
         const int64_t *row = d->labels_read.p + 3 * k;
         if ((size_t)(row[1] - row[0]) == end - pos && same_bytes(d->buf + row[0], d->buf + pos, end - pos))
@@ -509,7 +336,7 @@ static size_t hash_labels_ahead(const dec_t *d, size_t pos, size_t end, size_t *
         at[k] = pos + 2;
         pos = at[k] + b[pos + 1];
         h[k] = hash_bytes(b + at[k], pos - at[k], &d->key);
-        DEC_PREFETCH(&d->labels.slot[h[k] & d->labels.mask]);
+        table_prefetch(&d->labels, h[k]);
         k++;
     }
     return k;
@@ -785,14 +612,14 @@ static int presize(dec_t *d, int v2, size_t n)
     TRY(vec_reserve(&d->v[PW_DEC_SERIES_SAMPLES], series));
     TRY(vec_reserve(&d->v[PW_DEC_VALUES], samples));
     TRY(vec_reserve(&d->v[PW_DEC_STAMPS], samples));
-    TRY(table_init(&d->pairs, distinct));
+    TRY(table_init(&d->pairs, distinct, pair_hash));
     if (v2) {
         TRY(vec_reserve(&d->v[PW_DEC_STARTS], samples));
         return vec_reserve(&d->spans, 2 * series);
     }
     TRY(vec_reserve(&d->labels_read, 3 * distinct));
-    TRY(table_init(&d->strings, distinct));
-    return table_init(&d->labels, distinct);
+    TRY(table_init(&d->strings, distinct, string_hash));
+    return table_init(&d->labels, distinct, label_hash);
 }
 
 static int run(int v2, const uint8_t *data, size_t n, const int64_t *limits, uint64_t seed, pw_decoded *out)
