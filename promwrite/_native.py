@@ -410,7 +410,7 @@ def encode_request_v2(
 # -------------------------------------------------------------- decoding ---
 # csrc/pbdec.c; twins of decode_v1 / decode_v2 in _pydecode.py. C checks the
 # wire and fills flat vectors; here they become arrays (one copy each) and the
-# distinct strings are decoded from one UTF-8 text (each ends with a NUL) in one call.
+# distinct strings are decoded from one text (each ends with a NUL) in one or a few calls.
 
 from itertools import chain as _chain  # noqa: E402
 
@@ -419,9 +419,9 @@ from . import _pydecode  # noqa: E402
 _dec_v1 = _entry("pw_decode_v1")  # csrc/pbdec.c
 _dec_v2 = _entry("pw_decode_v2")
 _dec_free = lib.pw_decoded_free
-_NVEC = lib.PW_DEC_NVEC
+_STRING_ENDS = lib.PW_DEC_STRING_ENDS
 _VALUES = lib.PW_DEC_VALUES
-_NON_ASCII = lib.PW_DEC_NON_ASCII
+_NON_ASCII = lib.PW_DEC_NON_ASCII  # the last vector: the others go to Decoded
 _LIM_N = lib.PW_LIM_N
 
 
@@ -433,17 +433,18 @@ def _vector(out, i: int, typecode: str = "q") -> "_array":
     return found
 
 
-def _strings(out, ends: "_array[int]", non_ascii: "_array[int]") -> _List[str]:
+def _strings(out) -> _List[str]:
     """The strings of a decode, from its text: each followed by a NUL, in one or a few decodes and splits."""
     if not out.text_len:
         return []
     text = memoryview(_buffer(out.text, out.text_len))
     if out.nul_inside:  # a string holds a NUL too: cut the text at each string's NUL, by code points
-        decoded = str(text, "utf-8")
+        decoded, ends = str(text, "utf-8"), _vector(out, _STRING_ENDS)
         return [decoded[start : end - 1] for start, end in zip(_chain((0,), ends), ends)]
+    non_ascii = _vector(out, _NON_ASCII)
     if not non_ascii:  # all ASCII: Latin-1 decodes it faster (the same characters)
         return str(text[:-1], "latin-1").split("\x00")
-    if 16 * len(non_ascii) > len(ends):  # many not ASCII: all in one go
+    if 16 * len(non_ascii) > out.len[_STRING_ENDS]:  # many not ASCII: all in one go
         strings = str(text, "utf-8").split("\x00")
         strings.pop()  # after the last NUL
         return strings
@@ -474,11 +475,11 @@ def _decode(kernel, python_kernel, data: Buffer, limits: _Sequence[int], seed: i
         rc = kernel(src, len(src), lim, seed, out)
         if rc:
             raise _pydecode.error(rc, *out.err)
-        vectors = [_vector(out, i, "d" if i == _VALUES else "q") for i in range(_NVEC)]
-        strings = _strings(out, vectors[0], vectors[_NON_ASCII])
+        strings = _strings(out)
+        vectors = [_vector(out, i, "d" if i == _VALUES else "q") for i in range(_STRING_ENDS + 1, _NON_ASCII)]
     finally:
         _dec_free(out)
-    return _pydecode.Decoded(strings, *vectors[1:_NON_ASCII])
+    return _pydecode.Decoded(strings, *vectors)
 
 
 def decode_v1(data: Buffer, limits: _Sequence[int], seed: int = 0) -> _pydecode.Decoded:
