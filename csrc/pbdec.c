@@ -602,7 +602,7 @@ static size_t room_for(const dec_t *d, size_t n, size_t per, int64_t cost)
 static int presize(dec_t *d, int v2, size_t n)
 {
     size_t distinct = room_for(d, n, 128, COST_PAIR), series = room_for(d, n, 256, COST_SERIES);
-    size_t labels = room_for(d, n, 32, COST_LABEL_REF), samples = room_for(d, n, 16, COST_SAMPLE);
+    size_t labels = room_for(d, n, 64, COST_LABEL_REF), samples = room_for(d, n, 32, COST_SAMPLE);
     TRY(text_reserve(d, room_for(d, n, 8, COST_STRING) + 1));
     TRY(vec_reserve(&d->byte_ends, distinct));
     TRY(vec_reserve(&d->v[PW_DEC_STRING_ENDS], distinct));
