@@ -15,7 +15,7 @@ import socket
 import threading
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-__all__ = ["AddressInfo", "MAX_LOOKUPS", "resolve"]
+__all__ = ["AddressInfo", "MAX_LOOKUPS", "ResolverBusy", "resolve"]
 
 AddressInfo = Tuple[socket.AddressFamily, socket.SocketKind, int, str, Tuple[Any, ...]]
 
